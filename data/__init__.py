@@ -1,0 +1,1 @@
+"""Stage 3: episode logs and datasets (sim-free: never imports mujoco or isaacgym)."""

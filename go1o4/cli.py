@@ -1,0 +1,60 @@
+"""The ``go1o4`` command. Each stage registers its subcommands in ``COMMANDS``.
+
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules are
+imported lazily so that ``go1o4 data ...`` never imports mujoco or torch.
+"""
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from go1o4 import __version__
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "sim-robot": ("robot_runtime.simulated_go1.cli", "run the simulated Go1 answering the SDK's UDP protocol"),
+    "stand": ("robot_runtime.stand", "stand the robot from damping to the default pose through the SDK"),
+    "demo": ("robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
+}
+
+
+def _optional(name: str, module: str, help_text: str) -> None:
+    COMMANDS.setdefault(name, (module, help_text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="go1o4", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version="go1o4 %s" % __version__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, add_help=False)
+        sp.set_defaults(_module=module)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] == "--version":
+        parser.parse_args(argv)
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error("unknown command %r (choose from %s)" % (name, ", ".join(COMMANDS)))
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        sys.stderr.write("go1o4 %s: cannot import %s (%s). Is the right extra installed? "
+                         "See README (make venv).\n" % (name, module_name, e))
+        return 2
+    sp = argparse.ArgumentParser(prog="go1o4 %s" % name, description=help_text)
+    module.add_arguments(sp)
+    args = sp.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

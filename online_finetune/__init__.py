@@ -1,0 +1,1 @@
+"""Stage 5: online PPO fine-tuning on the (simulated) robot from the offline result."""

@@ -1,0 +1,1 @@
+"""Stage 1: PPO locomotion pretraining in MuJoCo (CPU) or Isaac Gym (GPU), exported to ONNX."""

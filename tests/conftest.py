@@ -1,0 +1,33 @@
+"""Shared test fixtures."""
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "uni_o4_go1_mattress_2023_08"
+
+
+def free_udp_port() -> int:
+    """A free UDP port on 127.0.0.1 (tests never talk to anything else)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def udp_port() -> int:
+    return free_udp_port()
+
+
+@pytest.fixture(scope="session")
+def real_logs_dir() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail("real Go1 logs not found at %s (shared/ must sit beside the repo)" % SHARED_DATA)
+    return SHARED_DATA
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
