@@ -1,0 +1,61 @@
+"""Rollout storage for on-policy PPO: (T, N) buffers filled by a runner, read as shuffled minibatches."""
+from typing import Dict, Iterator
+
+import torch
+
+from go1o4.rl.losses import gae
+
+
+class RolloutStorage:
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int):
+        T, N = num_steps, num_envs
+        self.num_steps, self.num_envs = T, N
+        self.obs = torch.zeros(T, N, obs_dim)
+        self.actions = torch.zeros(T, N, act_dim)
+        self.log_probs = torch.zeros(T, N)
+        self.values = torch.zeros(T, N)
+        self.rewards = torch.zeros(T, N)
+        self.terminals = torch.zeros(T, N)
+        self.timeouts = torch.zeros(T, N)
+        #: V(s_final) for transitions cut by a time limit (bootstrap target), 0 elsewhere
+        self.truncation_values = torch.zeros(T, N)
+        self.advantages = torch.zeros(T, N)
+        self.returns = torch.zeros(T, N)
+        self.step = 0
+
+    def add(self, obs, actions, log_probs, values, rewards, terminals, timeouts, truncation_values=None) -> None:
+        if self.step >= self.num_steps:
+            raise RuntimeError("rollout storage is full (%d steps); call clear()" % self.num_steps)
+        t = self.step
+        self.obs[t], self.actions[t], self.log_probs[t], self.values[t] = obs, actions, log_probs, values
+        self.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32)
+        self.terminals[t] = torch.as_tensor(terminals, dtype=torch.float32)
+        self.timeouts[t] = torch.as_tensor(timeouts, dtype=torch.float32)
+        if truncation_values is not None:
+            self.truncation_values[t] = truncation_values
+        self.step += 1
+
+    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
+        """GAE with next-state values: V(s_{t+1}) within an episode, V(s_final) at a time-limit cut."""
+        if self.step != self.num_steps:
+            raise RuntimeError("rollout incomplete: %d of %d steps" % (self.step, self.num_steps))
+        dones = torch.clamp(self.terminals + self.timeouts, max=1.0)
+        next_values = torch.cat([self.values[1:], last_values.unsqueeze(0)], 0)
+        next_values = torch.where(self.timeouts > 0, self.truncation_values, next_values)
+        self.advantages, self.returns = gae(self.rewards, self.values, next_values, self.terminals, dones, gamma, lam)
+
+    def minibatches(self, num_minibatches: int, generator: torch.Generator = None) -> Iterator[Dict[str, torch.Tensor]]:
+        n = self.num_steps * self.num_envs
+        idx = torch.randperm(n, generator=generator)
+        size = n // num_minibatches
+        flat = {
+            "obs": self.obs.reshape(n, -1), "actions": self.actions.reshape(n, -1),
+            "log_probs": self.log_probs.reshape(n), "values": self.values.reshape(n),
+            "advantages": self.advantages.reshape(n), "returns": self.returns.reshape(n),
+        }
+        for i in range(num_minibatches):
+            b = idx[i * size:(i + 1) * size]
+            yield {k: v[b] for k, v in flat.items()}
+
+    def clear(self) -> None:
+        self.step = 0
