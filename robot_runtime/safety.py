@@ -1,0 +1,173 @@
+"""The safety layer: pure decisions, no I/O. Every command sent to the robot passes through here.
+
+- :func:`clamp_q_des`: joint limits, then the band in which the motor's PD torque
+  Kp (q_des - q) - Kd dq stays inside the torque limits.
+- :func:`check_action`: a policy output with NaN/inf or the wrong shape is refused.
+- :class:`Watchdog` inputs -> :func:`evaluate`: stale policy target (> 3 policy periods), robot
+  state stopped arriving, CRC failures piling up, |roll| or |pitch| over the limit, motor over
+  temperature, e-stop. Any of them -> damping, with the cause recorded as a :class:`SafetyEvent`.
+- :func:`ramp_toward`: the calibration ramp (at most 0.05 rad per policy step).
+
+Figures: REFERENCE.md §2 (walk-these-ways 1.6 rad, APRL 60 deg, 50 C motor warning).
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from go1o4 import contract as C
+
+# Safety states, as logged per step (int codes are part of the log format).
+DAMPING, CALIBRATING, RUNNING, PAUSED, ESTOP = 0, 1, 2, 3, 4
+STATE_NAMES = {DAMPING: "damping", CALIBRATING: "calibrating", RUNNING: "running", PAUSED: "paused", ESTOP: "estop"}
+
+# Event causes (stable strings: logs and the operator runbook refer to them).
+STALE_TARGET = "stale_target"
+STATE_LOST = "state_lost"
+CRC_FAILURES = "crc_failures"
+BAD_ACTION = "bad_action"
+TILT = "tilt"
+OVER_TEMPERATURE = "over_temperature"
+ESTOP_BUTTON = "estop_button"
+BAD_STATE = "bad_state"
+
+
+@dataclass
+class SafetyLimits:
+    policy_dt: float = C.POLICY_DT
+    stale_target_periods: float = 3.0  # target older than this many policy periods -> damping
+    state_timeout: float = 0.1  # s without a valid LowState -> damping
+    crc_failures_max: int = 10  # CRC failures within crc_window -> damping
+    crc_window: float = 1.0  # s
+    max_roll_pitch: float = C.FALL_ROLL_PITCH  # rad
+    motor_temp_warn: float = 50.0  # deg C: warning only
+    motor_temp_max: float = 75.0  # deg C: damping
+    ramp_step: float = 0.05  # rad per policy step during calibration
+
+    def validate(self) -> None:
+        if not 0 < self.max_roll_pitch < np.pi:
+            raise ValueError("max_roll_pitch must be in (0, pi) rad, got %r" % self.max_roll_pitch)
+        if self.stale_target_periods <= 0 or self.state_timeout <= 0:
+            raise ValueError("stale_target_periods and state_timeout must be positive")
+        if not 0 < self.ramp_step <= 0.1:
+            raise ValueError("ramp_step must be in (0, 0.1] rad per step, got %r" % self.ramp_step)
+
+
+@dataclass
+class SafetyEvent:
+    time: float
+    cause: str
+    detail: str
+
+    def as_dict(self):
+        return {"time": self.time, "cause": self.cause, "detail": self.detail}
+
+
+def clamp_q_des(q_des, q, dq, kp: float = C.KP, kd: float = C.KD):
+    """Clamp targets (sim order) to the joint limits and to what the torque limits allow.
+
+    With tau = kp (q_des - q) - kd dq, |tau| <= tau_max gives
+    q + (-tau_max + kd dq) / kp <= q_des <= q + (tau_max + kd dq) / kp.
+    Returns (clamped q_des, boolean mask of entries that were changed).
+    """
+    q_des = np.asarray(q_des, dtype=np.float64)
+    out = np.clip(q_des, C.Q_MIN, C.Q_MAX)
+    if kp > 0:
+        q, dq = np.asarray(q, dtype=np.float64), np.asarray(dq, dtype=np.float64)
+        lo = q + (-C.TORQUE_LIMIT + kd * dq) / kp
+        hi = q + (C.TORQUE_LIMIT + kd * dq) / kp
+        out = np.minimum(np.maximum(out, lo), hi)
+    return out, ~np.isclose(out, q_des, rtol=0.0, atol=1e-12)
+
+
+def check_action(action) -> Optional[str]:
+    """None if the action can be used, else why not (shape, NaN, inf)."""
+    a = np.asarray(action)
+    if a.shape != (C.NUM_ACTIONS,):
+        return "action has shape %s, expected (%d,)" % (a.shape, C.NUM_ACTIONS)
+    if not np.all(np.isfinite(a)):
+        bad = [C.JOINT_NAMES_SIM[i] for i in np.flatnonzero(~np.isfinite(a))]
+        return "action is not finite at %s" % ", ".join(bad)
+    return None
+
+
+def check_state(quat_wxyz, q, dq) -> Optional[str]:
+    """None if a received robot state is usable, else why not (NaN from the network, zero quaternion)."""
+    for name, x in (("imu quaternion", quat_wxyz), ("q", q), ("dq", dq)):
+        if not np.all(np.isfinite(np.asarray(x, dtype=np.float64))):
+            return "%s is not finite" % name
+    if np.linalg.norm(np.asarray(quat_wxyz, dtype=np.float64)) < 0.5:
+        return "imu quaternion has near-zero norm"
+    return None
+
+
+def ramp_toward(current, goal, max_step: float):
+    """Move ``current`` toward ``goal`` by at most ``max_step`` per joint. Returns (new, reached)."""
+    current, goal = np.asarray(current, dtype=np.float64), np.asarray(goal, dtype=np.float64)
+    new = current + np.clip(goal - current, -max_step, max_step)
+    return new, bool(np.all(np.abs(goal - new) < 1e-9))
+
+
+@dataclass
+class WatchdogInputs:
+    """What the safety layer looks at, one snapshot (times in seconds on one monotonic clock)."""
+
+    now: float
+    last_target_time: Optional[float]  # when the policy last produced a target (None: no policy yet)
+    last_state_time: Optional[float]  # when the last valid LowState arrived
+    crc_failure_times: Tuple[float, ...] = ()
+    roll: float = 0.0
+    pitch: float = 0.0
+    motor_temperature: Tuple[float, ...] = ()
+    estop_pressed: bool = False
+    policy_active: bool = False  # RUNNING: stale targets matter only then
+
+
+@dataclass
+class SafetyDecision:
+    damp: bool
+    events: List[SafetyEvent] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def causes(self) -> List[str]:
+        return [e.cause for e in self.events]
+
+
+def evaluate(inp: WatchdogInputs, limits: SafetyLimits) -> SafetyDecision:
+    """All watchdog rules at once. ``damp`` is True if any rule fires; each firing rule is an event."""
+    ev: List[SafetyEvent] = []
+    warn: List[str] = []
+    t = inp.now
+    if inp.estop_pressed:
+        ev.append(SafetyEvent(t, ESTOP_BUTTON, "e-stop pressed on the remote"))
+    if inp.last_state_time is None or t - inp.last_state_time > limits.state_timeout:
+        age = float("inf") if inp.last_state_time is None else t - inp.last_state_time
+        ev.append(SafetyEvent(t, STATE_LOST, "no valid robot state for %.0f ms (limit %.0f ms)"
+                              % (age * 1e3, limits.state_timeout * 1e3)))
+    recent = [x for x in inp.crc_failure_times if t - x <= limits.crc_window]
+    if len(recent) >= limits.crc_failures_max:
+        ev.append(SafetyEvent(t, CRC_FAILURES, "%d CRC failures in the last %.1f s" % (len(recent), limits.crc_window)))
+    if inp.policy_active:
+        stale = limits.stale_target_periods * limits.policy_dt
+        if inp.last_target_time is None or t - inp.last_target_time > stale:
+            age = float("inf") if inp.last_target_time is None else t - inp.last_target_time
+            ev.append(SafetyEvent(t, STALE_TARGET, "policy target is %.1f ms old (limit %.1f ms)" % (age * 1e3, stale * 1e3)))
+    if abs(inp.roll) > limits.max_roll_pitch or abs(inp.pitch) > limits.max_roll_pitch:
+        ev.append(SafetyEvent(t, TILT, "roll %.2f / pitch %.2f rad beyond %.2f rad"
+                              % (inp.roll, inp.pitch, limits.max_roll_pitch)))
+    if len(inp.motor_temperature):
+        temps = np.asarray(inp.motor_temperature, dtype=np.float64)
+        hot = np.flatnonzero(temps >= limits.motor_temp_max)
+        if len(hot):
+            ev.append(SafetyEvent(t, OVER_TEMPERATURE, "motor(s) %s at %s C (limit %.0f C)" % (
+                ", ".join(C.JOINT_NAMES_SIM[i] for i in hot), temps[hot].tolist(), limits.motor_temp_max)))
+        warm = np.flatnonzero((temps >= limits.motor_temp_warn) & (temps < limits.motor_temp_max))
+        if len(warm):
+            warn.append("motor(s) %s above %.0f C" % (", ".join(C.JOINT_NAMES_SIM[i] for i in warm), limits.motor_temp_warn))
+    return SafetyDecision(damp=bool(ev), events=ev, warnings=warn)
+
+
+def is_fall(roll: float, pitch: float, limits: SafetyLimits) -> bool:
+    """A tilt past the limit while running is a fall: the episode ends as terminal."""
+    return abs(roll) > limits.max_roll_pitch or abs(pitch) > limits.max_roll_pitch
