@@ -1,0 +1,113 @@
+"""``go1o4 sim-robot``: the simulated Go1 as its own process (real-time or lock-step).
+
+    go1o4 sim-robot --terrain mattress --mode realtime --port 8007 --control-port 8017
+
+Prints one line ``sim-robot ready port=P control_port=C mode=M terrain=T`` when it serves, then runs
+until Ctrl-C, SIGTERM or a ``kill`` request on the control port. :func:`launch` starts it as a
+child process for the demo and the benchmark.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import List, Optional, Tuple
+
+from go1o4.config import ConfigError, load_config
+from robot_runtime.simulated_go1.config import MODES, SimRobotConfig
+from sim_pretrain.model.terrain import TERRAIN_KINDS
+
+READY = "sim-robot ready"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", help="YAML SimRobotConfig (robot_runtime/simulated_go1/config.py)")
+    p.add_argument("--terrain", choices=TERRAIN_KINDS, help="ground (default rigid)")
+    p.add_argument("--mode", choices=MODES, help="realtime (wall clock) or lockstep (one link period per LowCmd)")
+    p.add_argument("--port", type=int, help="UDP port the SDK talks to (default 8007; 0 = any free port)")
+    p.add_argument("--control-port", type=int, help="JSON control port (default 8017; -1 = off; 0 = any)")
+    p.add_argument("--physics-hz", type=float, help="1000 or 2000")
+    p.add_argument("--start-pose", choices=("lying", "standing"))
+    p.add_argument("--remote", help="YAML schedule of remote-controller events")
+    p.add_argument("--t265-lcm", help="publish the simulated T265 on this LCM URL, e.g. udpm://239.255.76.67:7667?ttl=0")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set faults.state_loss=0.05 (repeatable)")
+
+
+def config_from_args(args) -> SimRobotConfig:
+    over = list(args.set)
+    for flag, key in (("terrain", "terrain.kind"), ("mode", "mode"), ("port", "port"), ("physics_hz", "physics_hz"),
+                      ("start_pose", "start_pose"), ("remote", "remote_schedule")):
+        v = getattr(args, flag)
+        if v is not None:
+            over.insert(0, "%s=%s" % (key, v))
+    base = {"control_port": 8017}
+    if args.control_port is not None:
+        base["control_port"] = None if args.control_port < 0 else args.control_port
+    if args.t265_lcm:
+        base.update(t265_enabled=True, t265={"lcm_url": args.t265_lcm})
+    return load_config(SimRobotConfig, args.config, overrides=over, base=base)
+
+
+def run(args) -> int:
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        sys.stderr.write("go1o4 sim-robot: %s\n" % e)
+        return 2
+    from robot_runtime.simulated_go1.server import SimulatedGo1
+
+    try:
+        robot = SimulatedGo1(cfg)
+    except (OSError, ValueError, ConfigError) as e:
+        sys.stderr.write("go1o4 sim-robot: %s\n" % e)
+        return 2
+
+    def _stop(signum, frame):
+        robot.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    print("%s port=%d control_port=%s mode=%s terrain=%s physics_hz=%g"
+          % (READY, robot.port, robot.control_port, cfg.mode, cfg.terrain.kind, cfg.physics_hz), flush=True)
+    try:
+        robot.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        counters = robot.counters_snapshot()
+        robot.close()
+    print("sim-robot stopped: %s" % ", ".join("%s=%s" % kv for kv in sorted(counters.items())), flush=True)
+    return 0
+
+
+def launch(extra_args: List[str], timeout: float = 60.0) -> Tuple[subprocess.Popen, int, Optional[int]]:
+    """Start ``go1o4 sim-robot`` as a child process; return (process, port, control_port) once it serves."""
+    cmd = [sys.executable, "-m", "go1o4.cli", "sim-robot"] + list(extra_args)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("go1o4 sim-robot exited before serving (code %s): %s"
+                               % (proc.wait(), "".join(seen).strip()))
+        seen.append(line)
+        if line.startswith(READY):
+            fields = dict(kv.split("=", 1) for kv in line.split()[2:])
+            ctrl = fields.get("control_port", "None")
+            return proc, int(fields["port"]), None if ctrl == "None" else int(ctrl)
+    proc.kill()
+    raise RuntimeError("go1o4 sim-robot did not get ready within %.0f s" % timeout)
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 5.0) -> str:
+    """Stop a launched simulator (SIGTERM, then SIGKILL); returns what it printed after 'ready'."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
