@@ -1,0 +1,234 @@
+"""``go1o4 data``: list, validate, import, build, plot, merge/split and export episode logs and datasets.
+
+    go1o4 data import shared/data/uni_o4_go1_mattress_2023_08 logs/real
+    go1o4 data ls logs/real            # per session;  `info` lists every episode
+    go1o4 data validate logs/
+    go1o4 data build logs/real -o mattress.h5 --reward uni_o4_body
+    go1o4 data split mattress.h5 --val-fraction 0.1 --seed 0
+    go1o4 data plot logs/real --episode 3 -o ep.png ; go1o4 data plot mattress.h5 -o hist.png
+    go1o4 data export mattress.h5 --format d4rl -o mattress_d4rl.hdf5
+Every command accepts our runtime logs and the raw Uni-O4 ``.hdf5`` files alike.
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+from data.log_format import LogReadError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    for name, help_text in (("ls", "sessions: episodes, steps, duration, terrain, policy, return, falls"),
+                            ("info", "every episode: steps, duration, end, return, status")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("paths", nargs="+")
+        p.add_argument("--reward", default=None, help="recompute the return with this reward (default: logged)")
+    p = sub.add_parser("validate", help="check logs; exit 1 on errors")
+    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("import", help="real Uni-O4 logs -> our episode format")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--reward", default="uni_o4_world")
+    p = sub.add_parser("build", help="episodes -> training dataset file (HDF5)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--config", default=None, help="YAML with BuildConfig fields")
+    p.add_argument("--reward", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--compress", action="store_true", help="gzip the dataset file (~6x smaller, slower)")
+    p = sub.add_parser("plot", help="PNG of one episode (logs) or of a dataset file (histograms)")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--episode", default="0", help="index or name (session/episode_00003)")
+    p.add_argument("--reward", default=None)
+    p = sub.add_parser("merge", help="merge dataset files")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p = sub.add_parser("split", help="split a dataset file by episode into <out>.train.h5 / <out>.val.h5")
+    p.add_argument("input")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default=None, help="prefix (default: input without .h5)")
+    p = sub.add_parser("export", help="dataset file or logs -> D4RL flat HDF5 or Minari folder")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--format", choices=("d4rl", "minari"), required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--reward", default=None, help="when building from logs")
+    p.add_argument("--dataset-id", default="go1o4/mattress-v0")
+
+
+def _is_dataset_file(path: str) -> bool:
+    import h5py
+
+    from data.dataset import DATASET_FORMAT
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("format", "")) == DATASET_FORMAT
+    except OSError:
+        return False
+
+
+def _load_or_build(paths: List[str], reward: Optional[str]):
+    from data.dataset import BuildConfig, TransitionDataset, build_dataset
+
+    if len(paths) == 1 and _is_dataset_file(paths[0]):
+        return TransitionDataset.load(paths[0])
+    return build_dataset(paths, BuildConfig(reward=reward or "uni_o4_world"), progress=True)
+
+
+def _return(ep, reward: Optional[str]) -> float:
+    from data.rewards import compute_reward
+
+    name = reward or ("logged" if "reward" in ep.steps else "uni_o4_world")
+    try:
+        return float(np.nansum(compute_reward(name, ep.steps, dt=1.0 / ep.rate_hz)))
+    except ValueError:
+        return float("nan")
+
+
+def _ls(args, per_episode: bool) -> int:
+    from data.reader import open_dataset
+
+    ds = open_dataset(args.paths)
+    for p, problem in ds.problems:
+        print("ERROR %s: %s" % (p, problem), file=sys.stderr)
+    rows, bad = {}, 0
+    if per_episode:
+        print("%-40s %7s %8s %-10s %-14s %9s %-8s" % ("episode", "steps", "dur_s", "end", "reason", "return", "status"))
+    for ep in _iter(ds):
+        if ep is None:
+            bad += 1
+            continue
+        ret, dur = _return(ep, args.reward), ep.num_steps / ep.rate_hz
+        if per_episode:
+            print("%-40s %7d %8.1f %-10s %-14s %9.3f %-8s" % (ep.name, ep.num_steps, dur, ep.end, ep.reason[:14],
+                                                              ret, ep.status))
+        r = rows.setdefault(ep.name.split("/")[0], {"episodes": 0, "steps": 0, "dur": 0.0, "ret": 0.0, "falls": 0,
+                                                     "terrain": ep.session.get("terrain"),
+                                                     "policy": ep.session.get("policy_hash")})
+        r["episodes"] += 1
+        r["steps"] += ep.num_steps
+        r["dur"] += dur
+        r["ret"] += ret
+        r["falls"] += int(ep.terminal)
+    if not per_episode:
+        print("%-24s %4s %7s %8s %-16s %-12s %9s %5s" % ("session", "eps", "steps", "dur_s", "terrain", "policy",
+                                                         "return", "falls"))
+        for sid, r in rows.items():
+            print("%-24s %4d %7d %8.1f %-16s %-12s %9.3f %5d" % (sid, r["episodes"], r["steps"], r["dur"],
+                                                                 str(r["terrain"])[:16], str(r["policy"])[:12],
+                                                                 r["ret"], r["falls"]))
+    tot = {k: sum(r[k] for r in rows.values()) for k in ("episodes", "steps", "dur", "falls")}
+    print("total: %d session(s), %d episode(s), %d steps, %.1f min, %d fall(s), %d unreadable"
+          % (len(rows), tot["episodes"], tot["steps"], tot["dur"] / 60.0, tot["falls"], bad))
+    return 1 if bad or ds.problems else 0
+
+
+def _iter(ds):
+    for ref in ds.episodes:
+        try:
+            yield ref.load()
+        except LogReadError as e:
+            print("ERROR %s" % e, file=sys.stderr)
+            yield None
+
+
+def _pick_episode(path: str, which: str):
+    from data.reader import open_dataset
+
+    ds = open_dataset(path)
+    if not ds.episodes:
+        raise LogReadError(path, "no episode found")
+    if which.isdigit():
+        i = int(which)
+        if i >= len(ds.episodes):
+            raise LogReadError(path, "episode index %d out of range (%d episodes)" % (i, len(ds.episodes)))
+        return ds.episodes[i].load()
+    for ref in ds.episodes:
+        if ref.name == which or ref.name.endswith("/" + which):
+            return ref.load()
+    raise LogReadError(path, "no episode named %r" % which)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (LogReadError, ValueError, OSError) as e:
+        print("go1o4 data %s: %s" % (args.action, e), file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    a = args.action
+    if a in ("ls", "info"):
+        return _ls(args, per_episode=(a == "info"))
+    if a == "validate":
+        from data.reader import open_dataset
+
+        report = open_dataset(args.paths).validate(progress=True)
+        print(report.format())
+        return 0 if report.ok else 1
+    if a == "import":
+        from data.import_uni_o4 import import_uni_o4
+
+        s = import_uni_o4(args.src, args.dst, reward=args.reward)
+        print("imported %d episode(s), %d steps, %d fall(s) into %d session(s) under %s"
+              % (s["episodes"], s["steps"], s["falls"], s["sessions"], args.dst))
+        for msg in s["skipped"]:
+            print("SKIPPED %s" % msg, file=sys.stderr)
+        return 1 if s["skipped"] else 0
+    if a == "build":
+        from data.dataset import BuildConfig, build_dataset
+        from go1o4.config import load_config
+
+        overrides = list(args.overrides) + (["reward=%s" % args.reward] if args.reward else [])
+        cfg = load_config(BuildConfig, args.config, overrides)
+        ds = build_dataset(args.paths, cfg, progress=True)
+        ds.save(args.output, compression="gzip" if args.compress else None)
+        for msg in ds.meta.get("load_errors", []):
+            print("SKIPPED %s" % msg, file=sys.stderr)
+        print("%s: %d transitions from %d episode(s) (%d terminal, %d timeouts), reward %s"
+              % (args.output, len(ds), ds.num_episodes, int(ds.terminals.sum()), int(ds.timeouts.sum()), cfg.reward))
+        return 1 if ds.meta.get("load_errors") else 0
+    if a == "plot":
+        from data.plots import plot_dataset, plot_episode
+
+        if _is_dataset_file(args.path):
+            from data.dataset import TransitionDataset
+
+            plot_dataset(TransitionDataset.load(args.path), args.output)
+        else:
+            plot_episode(_pick_episode(args.path, args.episode), args.output, args.reward)
+        print(args.output)
+        return 0
+    if a == "merge":
+        from data.dataset import TransitionDataset, merge_datasets
+
+        ds = merge_datasets([TransitionDataset.load(p) for p in args.inputs])
+        ds.save(args.output)
+        print("%s: %d transitions, %d episodes" % (args.output, len(ds), ds.num_episodes))
+        return 0
+    if a == "split":
+        from data.dataset import TransitionDataset
+
+        prefix = args.output or (args.input[:-3] if args.input.endswith(".h5") else args.input)
+        train, val = TransitionDataset.load(args.input).split(args.val_fraction, args.seed)
+        for part, name in ((train, "train"), (val, "val")):
+            part.save("%s.%s.h5" % (prefix, name))
+            print("%s.%s.h5: %d transitions, %d episodes" % (prefix, name, len(part), part.num_episodes))
+        return 0
+    if a == "export":
+        from data.export import export_d4rl, export_minari
+
+        ds = _load_or_build(args.paths, args.reward)
+        out = export_d4rl(ds, args.output) if args.format == "d4rl" else export_minari(ds, args.output, args.dataset_id)
+        print("exported %s" % out)
+        return 0
+    raise ValueError("unknown action %r" % a)
