@@ -22,6 +22,8 @@ COMMANDS = {
     "session": ("robot_runtime.session_cli", "run a policy on the Go1 (real or simulated): operator workflow, safety, logging"),
     "t265-echo": ("robot_runtime.t265.echo", "check the T265 pose stream on LCM: rate, age, confidence, trunk velocity"),
     "offline": ("offline_finetune.cli", "offline Uni-O4 fine-tuning on a dataset (BC ensemble, IQL Q/V, dynamics OPE, PPO)"),
+    "online": ("online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
+    "pipeline": ("online_finetune.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
 }
 
 

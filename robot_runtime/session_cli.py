@@ -1,0 +1,265 @@
+"""``go1o4 session``: run a policy on the Go1 (real or simulated) through the operator workflow.
+
+    go1o4 session --policy sim_pretrain/policies/go1_flat.onnx                  # simulated Go1, own process
+    go1o4 session --policy P --sim-mode lockstep --script s.yaml --episodes 3  # unattended, faster than real time
+    go1o4 session --config deploy/config/go1_default.yaml --policy P --robot-ip 192.168.123.10
+
+Without ``--robot-ip`` the simulated Go1 is started on 127.0.0.1 (``--sim-robot subprocess|thread``)
+or an already running one is used (``--sim-port``). The session starts in damping: nothing moves
+until the operator calibrates (c / R2). Exit status: 0 done, 1 the runtime failed, 2 setup error
+(config, policy contract mismatch, simulator not starting).
+
+Python API for data collection / online PPO: :func:`start_simulated_robot` + :func:`build_session`,
+then ``session.run_episode(...)``.
+"""
+import collections
+import json
+import os
+import signal
+import sys
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+
+from go1o4.config import ConfigError, to_dict
+from robot_runtime.session_config import SessionConfig, load_session_config
+
+DEFAULT_POLICY = "sim_pretrain/policies/go1_flat.onnx"
+
+
+class SimRobot:
+    """The simulated Go1 in a thread or a child process, with its control channel (reset, faults...)."""
+
+    def __init__(self, mode: str = "lockstep", how: str = "subprocess", terrain: str = "rigid",
+                 start_pose: str = "lying", t265_url: str = "", t265_channel: str = "T265_POSE",
+                 remote_schedule: str = "", overrides: Sequence[str] = ()):
+        from robot_runtime.simulated_go1.control import ControlClient
+
+        self.mode, self.how, self.sim, self.proc = mode, how, None, None
+        if how == "thread":
+            from go1o4.config import load_config
+            from robot_runtime.simulated_go1.config import SimRobotConfig
+            from robot_runtime.simulated_go1.server import SimulatedGo1
+
+            base = {"mode": mode, "port": 0, "control_port": 0, "terrain": {"kind": terrain}, "start_pose": start_pose,
+                    "remote_schedule": remote_schedule, "t265_enabled": bool(t265_url),
+                    "t265": {"lcm_url": t265_url, "lcm_channel": t265_channel}}
+            self.sim = SimulatedGo1(load_config(SimRobotConfig, None, overrides, base=base)).start()
+            self.port, control_port = self.sim.port, self.sim.control_port
+        elif how == "subprocess":
+            from robot_runtime.simulated_go1.cli import launch
+
+            args = ["--mode", mode, "--port", "0", "--control-port", "0", "--terrain", terrain,
+                    "--start-pose", start_pose]
+            if t265_url:
+                args += ["--t265-lcm", t265_url, "--set", "t265.lcm_channel=%s" % t265_channel]
+            if remote_schedule:
+                args += ["--remote", remote_schedule]
+            for o in overrides:
+                args += ["--set", o]
+            self.proc, self.port, control_port = launch(args)
+        else:
+            raise ValueError("how must be 'thread' or 'subprocess', got %r" % how)
+        self.control = ControlClient(control_port)
+
+    def reset(self, pose: str = "standing") -> None:
+        self.control.reset(pose)
+
+    def call(self, op: str, **args) -> Dict[str, Any]:
+        """Any control operation: knock_over, faults, silence, t265_stall, remote, kill, counters..."""
+        return self.control.call(op, **args)
+
+    def close(self) -> None:
+        self.control.close()
+        if self.sim is not None:
+            self.sim.close()
+        if self.proc is not None:
+            from robot_runtime.simulated_go1.cli import terminate
+
+            terminate(self.proc)
+
+
+def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot_port: int = 8007,
+                  local_port: int = 0, lockstep: bool = False, robot: Optional[SimRobot] = None,
+                  use_t265: bool = True, log: bool = True, log_backend: Optional[str] = None,
+                  inputs: Sequence[Any] = (), on_message: Optional[Callable[[str], None]] = None,
+                  metadata: Optional[Dict[str, Any]] = None):
+    """A ready :class:`robot_runtime.session.RuntimeSession` on the real SDK (``robot`` gives port and reset).
+
+    ``lockstep``: the simulator's lock-step clock (only with a lock-step simulated robot). Logging goes
+    to ``cfg.logging.log_dir`` (backend: a child process in real time, in-process in lock-step).
+    """
+    from robot_runtime.clock import LockstepClock, WallClock
+    from robot_runtime.sdk_link import SdkLink
+    from robot_runtime.session import RuntimeSession
+
+    messages: List[str] = []
+
+    clock = LockstepClock() if lockstep else WallClock(cfg.runtime.spin_s)
+    if robot is not None:
+        robot_port = robot.port
+    link = SdkLink(robot_ip, robot_port, local_port=local_port)
+    t265, episode_log = _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock,
+                                 metadata, messages)
+    session = RuntimeSession(cfg, link, policy, clock=clock, t265=t265, log=episode_log, inputs=inputs, robot=robot,
+                             on_message=on_message)
+    for m in messages:
+        session.message(m)
+    return session
+
+
+def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, messages):
+    """The T265 reader thread and the episode log (logger process in real time)."""
+    from robot_runtime.clock import inherited_priority
+    from robot_runtime.episode_log import EpisodeLog
+    from robot_runtime.t265.source import T265Source
+
+    t265 = None
+    if use_t265:  # its reader thread runs Python: real-time too, else it could hold the GIL while preempted
+        with inherited_priority(0 if lockstep else max(1, cfg.runtime.rt_priority - 2)):
+            t265 = T265Source(cfg.t265, clock=clock.now).start()
+    else:
+        cfg.runtime.t265_required = False
+    episode_log = None
+    if log:
+        meta = {"policy_hash": getattr(policy, "sha256", None), "contract": getattr(policy, "contract", None),
+                "config": to_dict(cfg), "terrain": cfg.logging.terrain, "operator_note": cfg.logging.operator_note,
+                "robot": {"name": cfg.robot.name, "serial": cfg.robot.serial, "ip": robot_ip,
+                          "simulated": robot is not None},
+                "clock": "lockstep" if lockstep else "wall", "policy_path": getattr(policy, "path", None)}
+        meta.update(metadata or {})
+        episode_log = EpisodeLog(cfg.logging.log_dir, meta, cfg.logging.flush_every_s,
+                                 log_backend or ("direct" if lockstep else "process"), on_message=messages.append)
+    return t265, episode_log
+
+
+def start_simulated_robot(cfg: SessionConfig, mode: str = "lockstep", how: str = "subprocess",
+                          terrain: str = "rigid", start_pose: str = "lying", remote_schedule: str = "",
+                          overrides: Sequence[str] = ()) -> SimRobot:
+    """The simulated Go1 publishing its T265 where ``cfg.t265`` listens."""
+    return SimRobot(mode, how, terrain, start_pose, cfg.t265.lcm_url, cfg.t265.channel, remote_schedule, overrides)
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(p) -> None:
+    p.add_argument("--policy", default=DEFAULT_POLICY, help="ONNX policy (its contract YAML beside it)")
+    p.add_argument("--config", help="robot YAML (deploy/config/go1_default.yaml) incl. an optional runtime: section")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--robot-ip", help="a real Go1 (192.168.123.10); default: the simulated Go1 on 127.0.0.1")
+    p.add_argument("--sim-robot", choices=("subprocess", "thread"), default="subprocess",
+                   help="how to start the simulated Go1 (default %(default)s)")
+    p.add_argument("--sim-port", type=int, help="use a simulated Go1 already serving on this port")
+    p.add_argument("--sim-control-port", type=int, help="its control port (reset between episodes)")
+    p.add_argument("--sim-mode", choices=("realtime", "lockstep"), default="realtime")
+    p.add_argument("--terrain", default="rigid", help="simulated ground: rigid, mattress, ...")
+    p.add_argument("--start-pose", choices=("lying", "standing"), default="lying")
+    p.add_argument("--remote", default="", help="YAML schedule for the simulated remote")
+    p.add_argument("--script", help="YAML of timed operator actions (unattended sessions)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds of session time")
+    p.add_argument("--episodes", type=int, help="stop after this many episodes")
+    p.add_argument("--log-dir", help="override logging.log_dir")
+    p.add_argument("--log", action="store_true", help="record episodes from the start (else: l / L2)")
+    p.add_argument("--no-t265", action="store_true", help="run without the T265 (no reward, no episode cuts)")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+    p.add_argument("--json", help="write a summary (timing, episodes) here")
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    sys.stderr.write("go1o4 session: %s\n" % msg)
+    return code
+
+
+def run(args) -> int:
+    from robot_runtime.operator import KeyboardInput, RemoteInput, ScriptInput, load_script
+    from robot_runtime.policy import ContractMismatch, OnnxPolicy, PolicyLoadError
+    from robot_runtime.status import KEYS_HELP, StatusPrinter, snapshot
+
+    overrides = list(args.set) + (["logging.log_dir=%s" % args.log_dir] if args.log_dir else [])
+    overrides += ["logging.enabled_at_start=true"] if args.log else []
+    try:
+        cfg = load_session_config(args.config, overrides)
+        script = load_script(args.script) if args.script else None
+        policy = OnnxPolicy.load(args.policy)
+    except (ConfigError, PolicyLoadError, ContractMismatch) as e:
+        return _fail(str(e))
+    printer = StatusPrinter(enabled=not args.quiet)
+    robot = None
+    lockstep = args.sim_mode == "lockstep" and not args.robot_ip
+    try:
+        if not args.robot_ip and args.sim_port is None:
+            printer.message("starting the simulated Go1 (%s, %s, %s)..." % (args.terrain, args.sim_mode, args.sim_robot))
+            robot = start_simulated_robot(cfg, args.sim_mode, args.sim_robot, args.terrain, args.start_pose,
+                                          args.remote)
+        elif args.sim_control_port is not None:
+            from robot_runtime.simulated_go1.control import ControlClient
+
+            robot = SimRobot.__new__(SimRobot)
+            robot.sim = robot.proc = None
+            robot.port, robot.control = args.sim_port, ControlClient(args.sim_control_port)
+    except (RuntimeError, OSError, ValueError, ConfigError) as e:
+        return _fail("cannot start the simulated Go1: %s" % e)
+    ip = args.robot_ip or "127.0.0.1"
+    port = cfg.robot.robot_port if args.robot_ip else (robot.port if robot is not None else args.sim_port)
+    keyboard = KeyboardInput(cfg.commands.key_step)
+    inputs: List[Any] = [RemoteInput(cfg.remote, cfg.commands), keyboard]
+    if script is not None:
+        inputs.append(ScriptInput(script, cfg.commands.key_step))
+    code, session = 0, None
+    old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    outbox: Deque[str] = collections.deque()  # the policy thread never writes to the terminal itself
+
+    def show() -> None:
+        while outbox:
+            printer.message(outbox.popleft())
+        if session is not None:
+            printer.update(snapshot(session))
+    try:
+        session = build_session(cfg, policy, ip, port, 0 if not args.robot_ip else cfg.robot.local_port, lockstep,
+                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append)
+        outbox.append("policy %s (sha256 %s...), robot %s:%d, %s clock; %s"
+                        % (args.policy, policy.sha256[:12], ip, port, "lock-step" if lockstep else "wall",
+                           "log dir " + (session.log.session_path or "-") if session.log else "no log"))
+        if keyboard.active:
+            outbox.append(KEYS_HELP)
+        show()
+        session.run(args.duration, args.episodes, on_idle=show, idle_every=1.0 / cfg.runtime.status_hz)
+    except KeyboardInterrupt:
+        printer.message("interrupted: damping, closing the log")
+    except RuntimeError as e:
+        printer.message("runtime error: %s" % e)
+        code = 1
+    finally:
+        keyboard.close()
+        if session is not None:
+            session.close()
+            show()
+            summary = session_summary(session)
+            printer.close()
+            print(json.dumps({k: summary[k] for k in ("episodes", "link", "policy", "log")}, default=str))
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(summary, f, indent=1, default=str)
+        if session is not None and session.t265 is not None:
+            session.t265.stop()
+        if robot is not None:
+            robot.close()
+        signal.signal(signal.SIGTERM, old_term)
+    return code
+
+
+def session_summary(session) -> Dict[str, Any]:
+    """Timing and episode summary of a finished session (also the benchmark's raw numbers)."""
+    from robot_runtime.control import percentiles_ms
+
+    loop = session.loop
+    return {
+        "episodes": [{"index": r.index, "end": r.end, "reason": r.reason, "steps": r.steps, "log": r.log_path}
+                     for r in session.results],
+        "link": dict(loop.stats.summary(), sent_damping=loop.damping_sends, sent_target=loop.target_sends,
+                     **{k: v for k, v in loop.link.counters().items()}),
+        "policy": dict(session.stats.summary(), inference=percentiles_ms(session.inference),
+                       state_to_command=percentiles_ms(loop.latencies)),
+        "log": {"path": "" if session.log is None else session.log.session_path,
+                "error": "" if session.log is None else session.log.error,
+                "steps": 0 if session.log is None else session.log.steps},
+        "messages": list(session.messages),
+        "cwd": os.getcwd(),
+    }

@@ -1,0 +1,129 @@
+"""The operator's live status line: loop rates, missed deadlines, safety state, command vs T265 velocity,
+battery, motor temperature, episode/step, logging. One refreshing line on a terminal (messages print
+above it); a plain line every few seconds otherwise (journald, pipes). Python 3.8 syntax.
+"""
+import sys
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+KEYS_HELP = "keys: c calibrate  r run  p pause  space/d damping  l log  w/s a/f arrows velocity  x stop  q quit"
+
+
+def snapshot(session) -> Dict[str, Any]:
+    """What the status line shows, read from a :class:`robot_runtime.session.RuntimeSession`."""
+    from robot_runtime.safety import STATE_NAMES
+
+    st, r, loop = session.loop.latest, session.last_reading, session.loop
+    inf = list(session.inference)[-50:]
+    return {
+        "state": STATE_NAMES[session.state], "calibrated": session.calibrated, "lockstep": session.clock.lockstep,
+        "time": session.clock.now(), "wall": time.monotonic(), "link_ticks": loop.ticks,
+        "policy_steps": session.steps, "link_missed": loop.stats.missed, "policy_missed": session.stats.missed,
+        "inference_ms": 1e3 * float(np.median(inf)) if inf else float("nan"),
+        "command": session.velocity.copy(), "v_body": None if r is None else np.array(r.v_body),
+        "t265": "off" if session.t265 is None else ("-" if r is None else (r.reason or "ok")),
+        "battery": None if st is None else st.battery_soc,
+        "max_temp": None if st is None else float(np.max(st.temperature)),
+        "warnings": list(loop.warnings), "episode": session.episodes_done,
+        "episode_step": None if session.episode is None else session.episode.steps,
+        "logging": session.logging_on, "log_error": "" if session.log is None else session.log.error,
+        "tripped": None if loop.tripped is None else loop.tripped.cause,
+    }
+
+
+def _num(x, fmt: str) -> str:
+    return fmt % x if x is not None and np.isfinite(x) else "--"
+
+
+def _vec(v) -> str:
+    if v is None or not np.all(np.isfinite(v)):
+        return "  --  ,  --  ,  --  "
+    return "%+.2f,%+.2f,%+.2f" % (v[0], v[1], v[2])
+
+
+class RateMeter:
+    """Loop rates from counter differences between two snapshots (robot-time and wall-time based)."""
+
+    def __init__(self):
+        self._prev: Optional[Dict[str, Any]] = None
+        self.link_hz = self.policy_hz = self.speedup = float("nan")
+
+    def update(self, snap: Dict[str, Any]) -> None:
+        p = self._prev
+        if p is not None and snap["wall"] > p["wall"]:
+            dw = snap["wall"] - p["wall"]
+            self.link_hz = (snap["link_ticks"] - p["link_ticks"]) / dw
+            self.policy_hz = (snap["policy_steps"] - p["policy_steps"]) / dw
+            self.speedup = (snap["time"] - p["time"]) / dw
+        self._prev = snap
+
+
+def format_status(snap: Dict[str, Any], rates: RateMeter) -> str:
+    """One line, e.g. ``RUNNING | link 500 Hz miss 0 | policy 50 Hz miss 0 inf 0.09 ms | cmd ... | ...``."""
+    state = snap["state"].upper() + ("*" if snap["state"] == "calibrating" and snap["calibrated"] else "")
+    if snap["tripped"] and snap["state"] in ("damping", "estop"):
+        state += "(%s)" % snap["tripped"]
+    ep = "ep %d" % snap["episode"] + ("" if snap["episode_step"] is None else " step %d" % snap["episode_step"])
+    log = "log ON" if snap["logging"] else "log off"
+    if snap["log_error"]:
+        log = "log FAILED"
+    parts = [
+        "%-12s" % state,
+        "link %s Hz miss %d" % (_num(rates.link_hz, "%3.0f"), snap["link_missed"]),
+        "policy %s Hz miss %d inf %s ms" % (_num(rates.policy_hz, "%2.0f"), snap["policy_missed"],
+                                            _num(snap["inference_ms"], "%.2f")),
+        "cmd %s v %s (T265 %s)" % (_vec(snap["command"]), _vec(snap["v_body"]), snap["t265"]),
+        "bat %s%% temp %s C" % ("--" if snap["battery"] is None else "%.0f" % snap["battery"],
+                               "--" if snap["max_temp"] is None else "%.0f" % snap["max_temp"]),
+        ep, log,
+    ]
+    if snap["lockstep"] and np.isfinite(rates.speedup):
+        parts.append("x%.1f real time" % rates.speedup)
+    if snap["warnings"]:
+        parts.append("WARN " + "; ".join(snap["warnings"]))
+    return " | ".join(parts)
+
+
+class StatusPrinter:
+    """Refreshing status line (TTY) or periodic lines; :meth:`message` prints an event above it."""
+
+    def __init__(self, stream=None, plain_every: float = 5.0, enabled: bool = True):
+        self.stream = stream if stream is not None else sys.stdout
+        try:
+            self.tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.plain_every, self.enabled = plain_every, enabled
+        self.rates = RateMeter()
+        self._line, self._last_plain = "", 0.0
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def update(self, snap: Dict[str, Any]) -> None:
+        self.rates.update(snap)
+        if not self.enabled:
+            return
+        self._line = format_status(snap, self.rates)
+        if self.tty:
+            self._write("\r\x1b[K" + self._line)
+        elif time.monotonic() - self._last_plain >= self.plain_every:
+            self._last_plain = time.monotonic()
+            self._write("status: " + self._line + "\n")
+
+    def message(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if self.tty:
+            self._write("\r\x1b[K%s %s\n%s" % (stamp, text, self._line))
+        else:
+            self._write("%s %s\n" % (stamp, text))
+
+    def close(self) -> None:
+        if self.tty and self._line:
+            self._write("\n")
