@@ -1,0 +1,47 @@
+"""AM-Q offline policy evaluation (paper Sec. 3.2, Definition 1 and Eq. 14).
+
+Roll each member's deterministic policy out in the learned model from the same dataset start states for
+H steps; the score is the mean of Q(s, pi(s)) over the visited (not yet fallen) states. All members and
+start states go through the networks as one batch. The start states, the elite member drawn per start
+state and any model noise are fixed by the seed, so every evaluation of every member sees the same
+model randomness (score differences come from the policies, not the draws).
+"""
+from typing import Optional
+
+import numpy as np
+import torch
+
+from go1o4.rl.networks import GaussianActor
+from offline_finetune.dynamics import EnsembleDynamics
+from offline_finetune.value import IQLValue
+
+
+def start_states(observations: torch.Tensor, num: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return observations[torch.randint(0, observations.shape[0], (num,), generator=g)]
+
+
+@torch.no_grad()
+def am_q(actor: GaussianActor, dynamics: EnsembleDynamics, value: IQLValue, starts: torch.Tensor, horizon: int,
+         seed: int = 0, sample: bool = False, members: Optional[torch.Tensor] = None) -> np.ndarray:
+    """AM-Q score per ensemble member: (K,) (K = 1 for a single policy)."""
+    k, b = actor.ensemble_size, starts.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    if members is None:
+        members = dynamics.elites[torch.randint(0, len(dynamics.elites), (b,), generator=g)]
+    members = members.repeat(k)  # same model member for a start state, whichever policy
+    obs = starts.unsqueeze(0).expand(k, b, -1).contiguous()
+    alive = torch.ones(k, b)
+    total, count = torch.zeros(k), torch.zeros(k)
+    for _ in range(horizon):
+        act = actor(obs) if k > 1 else actor(obs[0]).unsqueeze(0)  # (K, B, A), deterministic mean
+        flat_obs, flat_act = obs.reshape(k * b, -1), act.reshape(k * b, -1)
+        q = value.min_q(flat_obs, flat_act).view(k, b)
+        total += (q * alive).sum(1)
+        count += alive.sum(1)
+        nxt, _, term = dynamics.step(flat_obs, flat_act, g, members, sample)
+        alive = alive * (~term).view(k, b).float()
+        if not alive.any():
+            break
+        obs = nxt.view(k, b, -1)
+    return (total / count.clamp_min(1.0)).numpy()
