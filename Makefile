@@ -28,8 +28,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/check_py38.py
 
+## benchmarks: each prints its numbers and writes benchmarks/results/<name>.json (see benchmarks/README.md)
+BENCHES ?= bench_mj_step bench_sink bench_simulator bench_env bench_data bench_offline bench_runtime
 bench: venv
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/pip install -q -e ".[bench]"
+	for b in $(BENCHES); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

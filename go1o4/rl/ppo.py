@@ -4,7 +4,7 @@ The same update serves sim pretraining and online fine-tuning; offline Uni-O4 re
 objective (:func:`go1o4.rl.losses.clipped_surrogate`) on dataset states.
 """
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -49,10 +49,11 @@ class PPO:
         self.lr_scale = 1.0
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor):
+    def act(self, obs: torch.Tensor, critic_obs: Optional[torch.Tensor] = None):
+        """Sample actions; returns (actions, log_probs, values). ``critic_obs``: asymmetric critic input."""
         dist = self.actor.distribution(obs)
         actions = dist.sample()
-        return actions, dist.log_prob(actions).sum(-1), self.critic(obs)
+        return actions, dist.log_prob(actions).sum(-1), self.critic(obs if critic_obs is None else critic_obs)
 
     def _set_lr(self) -> None:
         for g in self.actor_opt.param_groups:
@@ -74,7 +75,7 @@ class PPO:
                 log_prob = self.actor.log_prob(mb["obs"], mb["actions"])
                 pi_loss, info = clipped_surrogate(log_prob, mb["log_probs"], adv, cfg.clip)
                 entropy = gaussian_entropy(self.actor.log_std).mean()
-                v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.value_clip)
+                v_loss = value_loss(self.critic(mb.get("critic_obs", mb["obs"])), mb["values"], mb["returns"], cfg.value_clip)
                 if cfg.schedule == "adaptive":
                     kl = info["approx_kl"].item()
                     if kl > 2.0 * cfg.desired_kl:

@@ -1,5 +1,5 @@
 """Rollout storage for on-policy PPO: (T, N) buffers filled by a runner, read as shuffled minibatches."""
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import torch
 
@@ -7,10 +7,12 @@ from go1o4.rl.losses import gae
 
 
 class RolloutStorage:
-    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int):
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int, critic_obs_dim: Optional[int] = None):
         T, N = num_steps, num_envs
         self.num_steps, self.num_envs = T, N
         self.obs = torch.zeros(T, N, obs_dim)
+        #: asymmetric critic input (privileged observation); None = the critic sees ``obs``
+        self.critic_obs = torch.zeros(T, N, critic_obs_dim) if critic_obs_dim else None
         self.actions = torch.zeros(T, N, act_dim)
         self.log_probs = torch.zeros(T, N)
         self.values = torch.zeros(T, N)
@@ -23,10 +25,15 @@ class RolloutStorage:
         self.returns = torch.zeros(T, N)
         self.step = 0
 
-    def add(self, obs, actions, log_probs, values, rewards, terminals, timeouts, truncation_values=None) -> None:
+    def add(self, obs, actions, log_probs, values, rewards, terminals, timeouts, truncation_values=None,
+            critic_obs=None) -> None:
         if self.step >= self.num_steps:
             raise RuntimeError("rollout storage is full (%d steps); call clear()" % self.num_steps)
         t = self.step
+        if self.critic_obs is not None:
+            if critic_obs is None:
+                raise ValueError("this storage holds critic observations: pass critic_obs")
+            self.critic_obs[t] = torch.as_tensor(critic_obs, dtype=torch.float32)
         self.obs[t], self.actions[t], self.log_probs[t], self.values[t] = obs, actions, log_probs, values
         self.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32)
         self.terminals[t] = torch.as_tensor(terminals, dtype=torch.float32)
@@ -53,6 +60,8 @@ class RolloutStorage:
             "log_probs": self.log_probs.reshape(n), "values": self.values.reshape(n),
             "advantages": self.advantages.reshape(n), "returns": self.returns.reshape(n),
         }
+        if self.critic_obs is not None:
+            flat["critic_obs"] = self.critic_obs.reshape(n, -1)
         for i in range(num_minibatches):
             b = idx[i * size:(i + 1) * size]
             yield {k: v[b] for k, v in flat.items()}
