@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[sim,robot,train,dev]"
 	touch $(STAMP)
 
-## main job on the simulated robot
+## main job on the simulated robot: stand up through the real SDK, then an operator session walking the shipped policy
 demo: venv
 	$(BIN)/go1o4 demo
+	$(BIN)/go1o4 session --policy sim_pretrain/policies/go1_flat.onnx --script robot_runtime/configs/demo_walk.yaml \
+		--log --log-dir runs/demo_logs --quiet
+	$(BIN)/go1o4 data info runs/demo_logs
 
 ## the test suite
 test: venv

@@ -66,6 +66,8 @@ class EpisodeResult:
     v_body: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     final_policy_input: Optional[np.ndarray] = None
     wall_time: float = 0.0
+    #: means over the steps with a valid T265 reading: commanded and measured vx, |vx error| (m/s)
+    tracking: Dict[str, float] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -82,12 +84,16 @@ class EpisodeBuffer:
         self.requested = keep
         self.steps, self.logged, self.start_wall = 0, False, wall
         self.cols: Dict[str, List[Any]] = {k: [] for k in self._COLS} if keep else {}
+        self._track = np.zeros(4)  # n, sum commanded vx, sum measured vx, sum |vx error|
 
     def add(self, obs, policy_input, action, log_prob: float, value: float, reward: float, command, reading) -> None:
         self.steps += 1
+        v = _NAN3 if reading is None else reading.v_body
+        if np.isfinite(v[0]):
+            cmd_vx = float(command[0])
+            self._track += (1.0, cmd_vx, float(v[0]), abs(float(v[0]) - cmd_vx))
         if not self.requested:
             return
-        v = _NAN3 if reading is None else reading.v_body
         for k, x in zip(self._COLS, (obs, policy_input, action, log_prob, value, reward, command, v)):
             self.cols[k].append(np.array(x, dtype=np.float64))
 
@@ -98,8 +104,10 @@ class EpisodeBuffer:
             if self.cols[k]:
                 arrays[k] = np.stack(self.cols[k])
         fin = None if final_policy_input is None else np.array(final_policy_input, dtype=np.float64)
+        n = self._track[0]
+        tracking = {} if n == 0 else dict(zip(("cmd_vx", "vx", "abs_vx_error"), (self._track[1:] / n).tolist()))
         return EpisodeResult(self.index, end, reason, self.steps, log_path, final_policy_input=fin,
-                             wall_time=max(0.0, wall_now - self.start_wall), **arrays)
+                             wall_time=max(0.0, wall_now - self.start_wall), tracking=tracking, **arrays)
 
 
 @dataclass
