@@ -1,0 +1,172 @@
+"""Pipeline results: the table (mean +- std over seeds), learning curves, early-dip check, Markdown + PNGs."""
+import json
+import os
+from typing import Any, Dict, List
+
+import numpy as np
+
+LABELS = {"pretrained": "pretrained (rigid sim), unchanged", "uni_o4_offline": "Uni-O4 offline (A.4 init)",
+          "uni_o4_online": "Uni-O4 offline -> online PPO", "iql_offline": "IQL offline",
+          "iql_online": "IQL offline -> IQL online", "ppo_online": "PPO online from pretrained (no offline)"}
+ONLINE = ("uni_o4_online", "ppo_online", "iql_online")
+EARLY_STEPS = 10_000
+
+
+def _load(path: str) -> Any:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def mean_std(values: List[float]) -> Dict[str, Any]:
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    return {"mean": float(x.mean()) if len(x) else float("nan"), "std": float(x.std()) if len(x) else float("nan"),
+            "n": int(len(x)), "values": [float(v) for v in values]}
+
+
+def curve_of(seed_dir: str, method: str) -> List[Dict[str, Any]]:
+    doc = _load(os.path.join(seed_dir, method, "metrics.json")) or _load(os.path.join(seed_dir, method, "summary.json"))
+    return list((doc or {}).get("curve") or [])
+
+
+def early_dip(curve: List[Dict[str, Any]], key: str = "return") -> Dict[str, Any]:
+    """Start value, the worst value within the first EARLY_STEPS online steps, and whether it fell below the start."""
+    if not curve:
+        return {}
+    start = curve[0]["all"][key]
+    early = [c["all"][key] for c in curve[1:] if c["steps"] <= EARLY_STEPS]
+    if not early:
+        return {"start": start, "min_early": None, "dropped": None}
+    worst = min(early)
+    return {"start": start, "min_early": worst, "dropped": bool(worst < start), "drop": start - worst}
+
+
+def collect_results(out: str, cfg, timings: Dict[str, float]) -> Dict[str, Any]:
+    seeds, speeds = list(cfg.seeds), ["%.2f" % v for v in cfg.eval.speeds]
+    table, curves, dips = {}, {}, {}
+    for m in cfg.methods:
+        rows: Dict[str, List[float]] = {}
+        for s in seeds:
+            ev = _load(os.path.join(out, "seed_%d" % s, "eval", m + ".json"))
+            if ev is None:
+                continue
+            for sp, name in zip(speeds, ("low", "high")):
+                for k in ("return", "tracking_error", "fall", "mean_vx"):
+                    rows.setdefault("%s_%s" % (k, name), []).append(ev["speeds"][sp][k])
+            for k in ("return", "tracking_error", "fall"):
+                rows.setdefault("%s_all" % k, []).append(ev["all"][k])
+        table[m] = {k: mean_std(v) for k, v in rows.items()}
+        if m in ONLINE:
+            curves[m] = {str(s): curve_of(os.path.join(out, "seed_%d" % s), m) for s in seeds}
+            dips[m] = {str(s): early_dip(c) for s, c in curves[m].items()}
+    return {"methods": list(cfg.methods), "seeds": seeds, "speeds": [float(v) for v in cfg.eval.speeds],
+            "eval": {"episodes": cfg.eval.episodes, "episode_steps": cfg.eval.episode_steps},
+            "budgets": {"collect_steps": cfg.collect.steps, "online_steps": cfg.online.total_steps},
+            "dataset": _load(os.path.join(out, "data", "done.json")), "table": table, "curves": curves,
+            "early_dip": dips, "timings_s": timings}
+
+
+def _fmt(ms: Dict[str, Any], digits: int = 3) -> str:
+    if not ms or not np.isfinite(ms["mean"]):
+        return "-"
+    return ("%.*f" % (digits, ms["mean"])) + ("" if ms["n"] < 2 else " ± %.*f" % (digits, ms["std"]))
+
+
+def plot_curves(out: str, results: Dict[str, Any]) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for m, per_seed in results["curves"].items():
+        for key, ax in zip(("return", "tracking_error", "fall"), axes):
+            for i, (_s, curve) in enumerate(sorted(per_seed.items())):
+                if not curve:
+                    continue
+                x = [c["steps"] for c in curve]
+                y = [c["all"][key] for c in curve]
+                line, = ax.plot(x, y, marker="o", ms=3, label=LABELS[m] if i == 0 else None,
+                                color={"uni_o4_online": "C0", "ppo_online": "C1", "iql_online": "C2"}[m],
+                                alpha=0.8)
+                ax.axhline(y[0], color=line.get_color(), lw=0.6, ls=":")
+    for ax, t in zip(axes, ("return (deterministic eval)", "tracking error |v - c| (m/s)", "fall rate")):
+        ax.axvline(EARLY_STEPS, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("online robot steps")
+        ax.set_title(t)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, "learning_curves.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bars(out: str, results: Dict[str, Any]) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in results["methods"] if results["table"].get(m)]
+    keys = [("return_low", "return, low speed"), ("return_high", "return, high speed"),
+            ("tracking_error_low", "tracking error (m/s), low"), ("tracking_error_high", "tracking error (m/s), high"),
+            ("fall_all", "fall rate")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4))
+    x = np.arange(len(methods))
+    for ax, (k, title) in zip(axes, keys):
+        mu = [results["table"][m].get(k, {}).get("mean", np.nan) for m in methods]
+        sd = [results["table"][m].get(k, {}).get("std", 0.0) for m in methods]
+        ax.bar(x, mu, yerr=sd, color=["C%d" % i for i in range(len(methods))], capsize=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
+        ax.set_title(title)
+    fig.tight_layout()
+    path = os.path.join(out, "results.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    sp = results["speeds"]
+    lines = ["# Online -> offline -> online on the simulated Go1 (mattress)", "",
+             "Seeds: %s; evaluation: %d episode(s) x %d steps per speed, deterministic policy, from standing."
+             % (results["seeds"], results["eval"]["episodes"], results["eval"]["episode_steps"]),
+             "Budgets: %d collected offline steps, %d online steps per online method."
+             % (results["budgets"]["collect_steps"], results["budgets"]["online_steps"]), ""]
+    ds = results.get("dataset") or {}
+    if ds:
+        lines += ["Dataset: %s steps in %s episodes (%s falls), %s transitions, exploration std scale %s, reward %s."
+                  % (ds.get("steps"), ds.get("episodes"), ds.get("falls"), ds.get("transitions"),
+                     ds.get("std_scale"), ds.get("reward")), ""]
+    lines += ["| method | return @%.1f m/s | return @%.1f m/s | tracking err @%.1f (m/s) | tracking err @%.1f (m/s) "
+              "| mean vx @%.1f | mean vx @%.1f | fall rate |" % (sp[0], sp[-1], sp[0], sp[-1], sp[0], sp[-1]),
+              "|---|---|---|---|---|---|---|---|"]
+    for m in results["methods"]:
+        t = results["table"].get(m, {})
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            LABELS[m], _fmt(t.get("return_low")), _fmt(t.get("return_high")), _fmt(t.get("tracking_error_low")),
+            _fmt(t.get("tracking_error_high")), _fmt(t.get("mean_vx_low"), 2), _fmt(t.get("mean_vx_high"), 2),
+            _fmt(t.get("fall_all"), 2)))
+    lines += ["", "Values: mean ± std over seeds (per seed: mean over episodes).", "",
+              "## Online learning curves", "", "![learning curves](learning_curves.png)", "",
+              "Early dip (first %d online steps, deterministic evaluation return):" % EARLY_STEPS, "",
+              "| method | seed | start | worst in first 10k | below start? |", "|---|---|---|---|---|"]
+    for m, per_seed in results["early_dip"].items():
+        for s, d in sorted(per_seed.items()):
+            if d:
+                lines.append("| %s | %s | %.3f | %s | %s |" % (m, s, d["start"], "-" if d["min_early"] is None
+                                                               else "%.3f" % d["min_early"], d["dropped"]))
+    lines += ["", "![results](results.png)", "", "## Wall times (s)", "", "| stage | s |", "|---|---|"]
+    for k, v in sorted(results["timings_s"].items()):
+        lines.append("| %s | %.0f |" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str, results: Dict[str, Any]) -> str:
+    plot_curves(out, results)
+    plot_bars(out, results)
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write(markdown(results))
+    return path

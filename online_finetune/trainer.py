@@ -1,0 +1,373 @@
+"""``go1o4 online``: PPO fine-tuning on robot sessions (paper Sec. 3.3, online stage of Uni-O4).
+
+Loop: collect whole episodes with stochastic actions (a ~ N(mu(s), exp(log_std)^2), log-probs recorded by
+the runtime, every step logged) until ``steps_per_update`` steps are pending, then one PPO update
+(clipped surrogate Eq. 8/9 with clip 0.1, GAE with time-limit bootstrapping, frozen reward scale, linear
+lr decay), export to ONNX, contract/shape check, hot-swap into the runtime, atomic checkpoint.
+
+Crash safety: the checkpoint (state_dicts only, ``torch.load(weights_only=True)``) records the update
+index and the episode files every update consumed; it is replaced atomically after the update. On
+resume, every logged episode not consumed yet -- including a crashed one -- is re-read from the logs
+and goes into the next update, so no collected step is lost and no update is applied twice. An update
+that yields non-finite losses or parameters is rejected: the previous networks and optimiser states
+are restored and the running policy is kept.
+"""
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from go1o4.config import save_config
+from go1o4.policy_contract import ContractMismatch, file_sha256
+from go1o4.rl.export import export_onnx
+from go1o4.rl.ppo import PPO
+from go1o4.rl.storage import RolloutStorage
+from online_finetune import models
+from online_finetune.collector import RobotRunner, exploration, sample_command
+from online_finetune.config import OnlineConfig
+from online_finetune.evaluate import evaluate
+from online_finetune.rollouts import (
+    Segment,
+    append_ledger,
+    episode_keys,
+    episode_stats,
+    load_segment,
+    ppo_batch,
+    read_ledger,
+)
+from online_finetune.runfiles import atomic_torch_save, lock_dir, wait_closed
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = "go1o4.online_checkpoint"
+
+
+class UpdateRejected(RuntimeError):
+    pass
+
+
+def fill_storage(batch: Dict[str, np.ndarray], critic, reward_std: float, gamma: float, lam: float) -> RolloutStorage:
+    """A (T, 1) RolloutStorage from a ppo_batch: V(s), V(s_final) at cuts, rewards / reward_std, GAE returns."""
+    n = len(batch["rewards"])
+    st = RolloutStorage(n, 1, batch["obs"].shape[1], batch["actions"].shape[1])
+    t = {k: torch.as_tensor(v) for k, v in batch.items()}
+    with torch.no_grad():
+        st.values[:, 0] = critic(t["obs"])
+        st.truncation_values[:, 0] = critic(t["final_obs"]) * t["timeouts"]
+    st.obs[:, 0], st.actions[:, 0], st.log_probs[:, 0] = t["obs"], t["actions"], t["log_probs"]
+    st.rewards[:, 0] = t["rewards"] / reward_std
+    st.terminals[:, 0], st.timeouts[:, 0] = t["terminals"], t["timeouts"]
+    st.step = n
+    st.compute_returns(torch.zeros(1), gamma, lam)
+    return st
+
+
+class OnlineTrainer:
+    """Online PPO on robot sessions with crash-safe checkpoints. See the module docstring."""
+
+    def __init__(self, cfg: OnlineConfig, out_dir: str, offline_dir: Optional[str] = None,
+                 pretrained: Optional[str] = None, dataset: Any = None, progress: bool = True,
+                 say: Callable[[str], None] = print):
+        cfg.validate()
+        self.cfg, self.out, self.progress, self._say = cfg, out_dir, progress, say
+        self.log_root = os.path.join(out_dir, "logs")
+        self.policy_dir = os.path.join(out_dir, "policies")
+        for d in (out_dir, self.log_root, self.policy_dir):
+            os.makedirs(d, exist_ok=True)
+        torch.set_num_threads(max(1, cfg.torch_threads))
+        torch.manual_seed(cfg.seed)
+        self.total_updates = max(1, math.ceil(cfg.total_steps / cfg.steps_per_update))
+        self._lock = lock_dir(out_dir)
+        self.pending: List[Segment] = []
+        self._writer = None
+        self.wall_start = time.time()
+        if os.path.exists(self.checkpoint_path):
+            self._resume()
+        else:
+            self._init(offline_dir, pretrained, dataset)
+        self.runner = RobotRunner(cfg.robot, self.log_root, seed=cfg.seed, metadata={"online_run": os.path.abspath(out_dir)})
+        self._load_pending()
+
+    # ------------------------------------------------------------------ setup / checkpoints
+    @property
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.out, CHECKPOINT)
+
+    @property
+    def actor(self):
+        return self.ppo.actor
+
+    @property
+    def critic(self):
+        return self.ppo.critic
+
+    def say(self, msg: str) -> None:
+        (tqdm.write if self.progress else self._say)(msg)
+
+    def _init(self, offline_dir: Optional[str], pretrained: Optional[str], dataset: Any) -> None:
+        cfg = self.cfg
+        if dataset is None:
+            raise models.InitError("online training needs the offline dataset (reward scale, critic normaliser)")
+        rewards, ids = np.asarray(dataset.rewards), np.asarray(dataset.episode_ids)
+        if cfg.init == "offline":
+            if not offline_dir:
+                raise models.InitError("init=offline needs the offline run directory")
+            actor, critic, info = models.load_offline(offline_dir)
+        else:
+            if not pretrained:
+                raise models.InitError("init=pretrained needs the pretrained policy (.onnx or .pt)")
+            obs = np.asarray(dataset.observations, dtype=np.float64)
+            actor, critic, info = models.load_pretrained(pretrained, cfg.critic_hidden, obs.mean(0),
+                                                         np.maximum(obs.std(0), 1e-2))
+        self.reward_std = models.fit_reward_scale(rewards, ids, cfg.reward_scale_gamma)
+        if cfg.init == "offline":
+            models.scale_critic(critic, 1.0 / self.reward_std)
+        self.ppo = self._ppo(actor, critic, self.total_updates)
+        self.info = dict(info, reward_std=self.reward_std, dataset_transitions=int(len(rewards)))
+        self.state: Dict[str, Any] = {"update": 0, "attempts": 0, "rejected": 0, "consumed": [], "skipped": [],
+                                      "consumed_steps": 0, "consumed_logged": 0, "history": [], "curve": [],
+                                      "curve_done": [], "wall_s": 0.0, "policy": "", "policy_sha256": ""}
+        self.state["policy"] = self._export(0)
+        save_config(cfg, os.path.join(self.out, "config.yaml"))
+        self.save()
+        self.say("online: initialised from %s (reward std %.4g), checkpoint %s" % (info["source"], self.reward_std,
+                                                                                  self.checkpoint_path))
+
+    def _resume(self) -> None:
+        try:
+            ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must be named
+            raise models.InitError("%s: unreadable checkpoint (%s)" % (self.checkpoint_path, e))
+        if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+            raise models.InitError("%s is not an online checkpoint (format %r)" % (self.checkpoint_path,
+                                                                                  ck.get("format") if isinstance(ck, dict) else None))
+        actor, critic = models.build_actor(ck["actor_arch"]), models.build_critic(ck["critic_arch"])
+        self.ppo = self._ppo(actor, critic, int(ck["total_updates"]))
+        self.ppo.load_state_dict(ck["ppo"])
+        self.reward_std, self.info, self.state = float(ck["reward_std"]), dict(ck["info"]), dict(ck["state"])
+        path = os.path.join(self.out, self.state["policy"])
+        if not os.path.exists(path) or file_sha256(path) != self.state["policy_sha256"]:
+            self.state["policy"] = self._export(self.state["update"])  # the checkpoint's networks are the truth
+        self.say("online: resumed at update %d (%d steps consumed, %d updates rejected)"
+                 % (self.state["update"], self.state["consumed_logged"], self.state["rejected"]))
+
+    def _ppo(self, actor, critic, total_updates: int) -> PPO:
+        pcfg = copy.deepcopy(self.cfg.ppo)
+        if pcfg.schedule == "linear":  # decayed here by online steps consumed (updates take whole episodes)
+            pcfg.schedule = "fixed"
+        return PPO(actor, critic, pcfg, total_updates=total_updates)
+
+    def _set_lr(self) -> None:
+        if self.cfg.ppo.schedule == "linear":
+            self.ppo.lr_scale = max(0.0, 1.0 - self.state["consumed_logged"] / float(self.cfg.total_steps))
+            self.ppo._set_lr()
+
+    def save(self) -> None:
+        self.state["wall_s"] = float(self.state.get("wall_s", 0.0)) + time.time() - self.wall_start
+        self.wall_start = time.time()
+        ck = {"format": FORMAT, "version": 1, "ppo": self.ppo.state_dict(), "actor_arch": models.arch_of(self.actor),
+              "critic_arch": models.arch_of(self.critic), "total_updates": self.total_updates,
+              "reward_std": self.reward_std, "info": self.info, "state": self.state}
+        atomic_torch_save(ck, self.checkpoint_path)
+        from data.log_format import atomic_write_json
+        atomic_write_json(os.path.join(self.out, "metrics.json"),
+                          {"history": self.state["history"], "curve": self.state["curve"], "info": self.info})
+
+    def _export(self, update: int) -> str:
+        rel = "policies/update_%05d.onnx" % update
+        export_onnx(self.actor, os.path.join(self.out, rel),
+                    {"online": {"update": update, "steps": int(self.state["consumed_logged"])}})
+        self.state["policy_sha256"] = file_sha256(os.path.join(self.out, rel))
+        return rel
+
+    # ------------------------------------------------------------------ data
+    def _load_pending(self) -> None:
+        """Every logged episode no update consumed yet (incl. a crashed one) goes into the next update."""
+        from data.log_format import LogReadError
+
+        done = set(self.state["consumed"]) | set(self.state["skipped"])
+        ledger = read_ledger(self.out)
+        self.pending = []
+        for key in episode_keys(self.log_root):
+            if key in done:
+                continue
+            try:
+                seg = load_segment(self.log_root, key, (ledger.get(key) or {}).get("final_obs"))
+            except (LogReadError, ValueError) as e:
+                self.say("online: skipping unreadable episode %s: %s" % (key, e))
+                seg = None
+            if seg is None:
+                self.state["skipped"].append(key)
+            else:
+                self.pending.append(seg)
+        if self.pending:
+            self.say("online: %d episodes (%d steps) collected before the restart go into the next update"
+                     % (len(self.pending), sum(s.logged_steps for s in self.pending)))
+
+    @property
+    def collected(self) -> int:
+        return int(self.state["consumed_logged"]) + sum(s.logged_steps for s in self.pending)
+
+    def collect_one(self) -> Optional[Segment]:
+        """One training episode with the running policy; read back from its log like after a crash."""
+        cfg = self.cfg
+        index = len(self.state["consumed"]) + len(self.state["skipped"]) + len(self.pending)
+        rng = np.random.default_rng([cfg.seed, index])
+        command = sample_command(cfg.commands, rng)
+        expl = exploration(self.actor.log_std.detach().numpy(), seed=int(rng.integers(2 ** 31)))
+        meta = {"online_update": self.state["update"], "policy": self.state["policy"], "command": command}
+        res = self.runner.episode(command, cfg.episode_steps, exploration=expl, meta=meta)
+        if not res.log_path:
+            raise RuntimeError("the runtime did not log the episode (%s)" % self.runner.log_error)
+        if not wait_closed(res.log_path):
+            raise RuntimeError("the runtime's logger did not close %s" % res.log_path)
+        key = os.path.relpath(res.log_path, self.log_root).replace(os.sep, "/")
+        final = None if res.final_policy_input is None else [float(x) for x in res.final_policy_input]
+        append_ledger(self.out, {"key": key, "steps": res.steps, "end": res.end, "reason": res.reason,
+                                 "update": self.state["update"], "command": command, "final_obs": final})
+        seg = load_segment(self.log_root, key, final)
+        if seg is None:
+            self.state["skipped"].append(key)
+        else:
+            self.pending.append(seg)
+        return seg
+
+    # ------------------------------------------------------------------ update
+    def guarded_update(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
+        """One PPO update; on non-finite losses/parameters restore the previous state. Returns stats + accepted."""
+        snapshot = copy.deepcopy(self.ppo.state_dict())
+        reason = ""
+        stats: Dict[str, float] = {}
+        try:
+            storage = fill_storage(batch, self.critic, self.reward_std, self.cfg.ppo.gamma, self.cfg.ppo.lam)
+            with torch.no_grad():
+                lp = self.actor.log_prob(storage.obs[:, 0], storage.actions[:, 0])
+                stats["ppo/behaviour_logp_gap"] = float((lp - storage.log_probs[:, 0]).abs().mean())
+            self.ppo.cfg.num_minibatches = max(1, len(batch["rewards"]) // self.cfg.minibatch_size)
+            self._set_lr()
+            stats.update(self.ppo.update(storage))
+            if not models.all_finite(self.actor, self.critic):
+                raise UpdateRejected("non-finite parameters after the update")
+            bad = [k for k, v in stats.items() if not np.isfinite(v)]
+            if bad:
+                raise UpdateRejected("non-finite statistics %s" % bad)
+            stats["value/explained_variance"] = float(1 - (storage.returns - storage.values).var()
+                                                      / (storage.returns.var() + 1e-8))
+        except (FloatingPointError, UpdateRejected, ValueError) as e:  # ValueError: torch.distributions on NaN
+            reason = str(e).splitlines()[0]
+            self.ppo.load_state_dict(snapshot)
+        return dict(stats, accepted=not reason, reason=reason)
+
+    def update(self) -> Dict[str, Any]:
+        """PPO on every pending segment, export + check + hot-swap, atomic checkpoint."""
+        segs, self.pending = self.pending, []
+        snapshot, sha = copy.deepcopy(self.ppo.state_dict()), self.state["policy_sha256"]
+        out = self.guarded_update(ppo_batch(segs))
+        if out["accepted"]:
+            try:
+                rel = self._export(self.state["update"] + 1)
+                self.runner.swap_policy(os.path.join(self.out, rel))  # contract + shape check, then swap
+                self.state["update"] += 1
+                self.state["policy"] = rel
+            except (ContractMismatch, ValueError, RuntimeError) as e:
+                out.update(accepted=False, reason="exported policy refused: %s" % str(e).splitlines()[0])
+                self.ppo.load_state_dict(snapshot)
+                self.state["policy_sha256"] = sha
+        if not out["accepted"]:
+            self.say("online: update rejected (%s); the previous policy keeps running" % out["reason"])
+        self.state["attempts"] += 1
+        self.state["rejected"] += int(not out["accepted"])
+        self.state["consumed"] = self.state["consumed"] + [s.key for s in segs]
+        self.state["consumed_steps"] += sum(len(s) for s in segs)
+        self.state["consumed_logged"] += sum(s.logged_steps for s in segs)
+        row = {"update": self.state["update"], "attempt": self.state["attempts"], "steps": self.state["consumed_logged"],
+               "episodes": len(segs), "batch_steps": sum(len(s) for s in segs)}
+        row.update(episode_stats(segs))
+        row.update(out)
+        self.state["history"] = self.state["history"] + [row]
+        if self.cfg.faults.stall_before_checkpoint_s > 0:
+            print("online: update %d done, stalling %.1f s before the checkpoint (fault injection)"
+                  % (self.state["attempts"], self.cfg.faults.stall_before_checkpoint_s), flush=True)
+            time.sleep(self.cfg.faults.stall_before_checkpoint_s)
+        self.save()
+        self._tb(row, self.state["consumed_logged"])
+        return row
+
+    # ------------------------------------------------------------------ evaluation / logging
+    def curve_point(self, final: bool = False) -> Optional[Dict[str, Any]]:
+        """Deterministic evaluation when a learning-curve point is due (or at the end)."""
+        c, steps = self.cfg.curve, int(self.state["consumed_logged"])
+        due = [p for p in c.at_steps if p <= steps and p not in self.state["curve_done"]]
+        last = self.state["curve"][-1]["steps"] if self.state["curve"] else None
+        if c.episodes < 1 or not (due or (final and last != steps)):
+            return None
+        ev = evaluate(self.runner, self.runner.policy, self.cfg.eval.speeds, c.episodes, c.episode_steps,
+                      min(self.cfg.eval.warmup_steps, c.episode_steps - 1))
+        row = {"steps": steps, "update": self.state["update"], "all": ev["all"], "speeds": ev["speeds"]}
+        self.state["curve"] = self.state["curve"] + [row]
+        self.state["curve_done"] = self.state["curve_done"] + due
+        self.save()
+        self._tb({"eval/%s" % k: v for k, v in ev["all"].items()}, steps)
+        self.say("online: eval at %d steps: return %.3f, tracking error %.3f m/s, falls %.2f"
+                 % (steps, ev["all"]["return"], ev["all"]["tracking_error"], ev["all"]["fall"]))
+        return row
+
+    def _tb(self, row: Dict[str, Any], step: int) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(os.path.join(self.out, "tb"))
+        for k, v in row.items():
+            if isinstance(v, (int, float, bool)) and "/" in k and np.isfinite(float(v)):
+                self._writer.add_scalar(k, float(v), step)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> Dict[str, Any]:
+        cfg = self.cfg
+        try:
+            self.runner.start()
+            self.runner.swap_policy(os.path.join(self.out, self.state["policy"]))
+            self.curve_point()
+            bar = tqdm(total=cfg.total_steps, initial=min(self.collected, cfg.total_steps), desc="online steps",
+                       unit="step", disable=not self.progress, mininterval=2.0)
+            while True:
+                usable = sum(len(s) for s in self.pending)
+                if usable >= cfg.steps_per_update or (self.collected >= cfg.total_steps and usable >= cfg.minibatch_size):
+                    row = self.update()
+                    bar.set_postfix_str("update %d ret %.3f" % (row["update"], row.get("train/episode_return", 0)))
+                    self.curve_point()
+                    continue
+                if self.collected >= cfg.total_steps:
+                    break
+                before = self.collected
+                self.collect_one()
+                bar.update(min(self.collected, cfg.total_steps) - min(before, cfg.total_steps))
+            bar.close()
+            self.curve_point(final=True)
+        finally:
+            self.runner.close()
+            if self._writer is not None:
+                self._writer.close()
+        summary = self.finish()
+        self._lock.close()  # releases the run directory
+        return summary
+
+    def finish(self) -> Dict[str, Any]:
+        """policy.onnx/.yaml (latest accepted), policy_actor.pt, value_v.pt and summary.json in the out dir."""
+        src = os.path.join(self.out, self.state["policy"])
+        for ext in (".onnx", ".yaml"):
+            shutil.copyfile(os.path.splitext(src)[0] + ext, os.path.join(self.out, "policy" + ext))
+        torch.save(self.actor.state_dict(), os.path.join(self.out, "policy_actor.pt"))
+        torch.save(self.critic.state_dict(), os.path.join(self.out, "value_v.pt"))
+        summary = {"updates": self.state["update"], "attempts": self.state["attempts"],
+                   "rejected": self.state["rejected"], "steps": self.state["consumed_logged"],
+                   "episodes": len(self.state["consumed"]), "wall_s": self.state["wall_s"],
+                   "policy": os.path.join(self.out, "policy.onnx"), "curve": self.state["curve"], "info": self.info}
+        with open(os.path.join(self.out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        return summary
