@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from go1o4 import contract as C
+from go1o4.geometry import rpy_to_matrix
 
 Steps = Dict[str, np.ndarray]
 RewardFn = Callable[[Steps, float], np.ndarray]
@@ -48,20 +49,6 @@ class RewardInputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- pure math
-def rpy_to_matrix(rpy: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) = Rz(yaw) Ry(pitch) Rx(roll) (body -> world, ZYX Euler)."""
-    rpy = np.asarray(rpy, dtype=np.float64)
-    cr, sr = np.cos(rpy[..., 0]), np.sin(rpy[..., 0])
-    cp, sp = np.cos(rpy[..., 1]), np.sin(rpy[..., 1])
-    cy, sy = np.cos(rpy[..., 2]), np.sin(rpy[..., 2])
-    rows = [
-        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-        [-sp, cp * sr, cp * cr],
-    ]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
-
-
 def world_to_body(v_world: np.ndarray, rpy: np.ndarray, mount_rotation: np.ndarray = MOUNT_ROTATION) -> np.ndarray:
     """v_body = R_mount . R(rpy)^T . v_world, batched over leading axes."""
     r = rpy_to_matrix(rpy)
