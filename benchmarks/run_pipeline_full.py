@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from go1o4.config import load_config, to_dict  # noqa: E402
 from online_finetune.config import PipelineConfig  # noqa: E402
 from online_finetune.pipeline import Pipeline  # noqa: E402
-from online_finetune.report import EARLY_STEPS, LABELS, markdown  # noqa: E402
+from online_finetune.report import DIP_TOLERANCE, EARLY_STEPS, LABELS, markdown  # noqa: E402
 
 
 def findings(results) -> list:
@@ -36,10 +36,12 @@ def findings(results) -> list:
             LABELS[ranked[0]], t[ranked[0]]["return_all"]["mean"], LABELS[ranked[-1]], t[ranked[-1]]["return_all"]["mean"]))
     for m, per_seed in results["early_dip"].items():
         dropped = [s for s, d in per_seed.items() if d and d.get("dropped")]
-        known = [s for s, d in per_seed.items() if d and d.get("dropped") is not None]
+        known = [d for d in per_seed.values() if d and d.get("dropped") is not None]
         if known:
-            out.append("%s: evaluation return fell below its starting value within the first %d online steps in "
-                       "%d of %d seed(s)." % (LABELS[m], EARLY_STEPS, len(dropped), len(known)))
+            out.append("%s: evaluation return more than %.0f %% below its start within the first %d online steps in "
+                       "%d of %d seed(s); largest early drop %.2f %% of the start." % (
+                           LABELS[m], 100 * DIP_TOLERANCE, EARLY_STEPS, len(dropped), len(known),
+                           max(d["drop_pct"] for d in known)))
     for a, b in (("uni_o4_online", "uni_o4_offline"), ("uni_o4_offline", "pretrained"), ("iql_online", "iql_offline"),
                  ("ppo_online", "pretrained")):
         if t.get(a, {}).get("return_all") and t.get(b, {}).get("return_all"):
