@@ -23,8 +23,6 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from go1o4.geometry import rpy_to_matrix
-
 #: RUB (T265) -> FLU (trunk) axes: (x, y, z) -> (-z, -x, y). A proper rotation (det +1).
 RUB_TO_FLU = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 #: APRL clips the T265 speed to this (m/s), per axis.
@@ -81,6 +79,24 @@ def quat_xyzw_to_matrix(q):
         [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def rpy_to_matrix(rpy):
+    """R = Rz(yaw) Ry(pitch) Rx(roll) for (..., 3) roll, pitch, yaw (ZYX, as in the logs).
+
+    Same as ``go1o4.geometry.rpy_to_matrix``, kept here on purpose: the T265 publisher process (this
+    package, Python 3.8/3.10 with pyrealsense2) imports nothing of go1o4 (tests/test_t265_publisher.py).
+    """
+    rpy = np.asarray(rpy, dtype=np.float64)
+    cr, sr = np.cos(rpy[..., 0]), np.sin(rpy[..., 0])
+    cp, sp = np.cos(rpy[..., 1]), np.sin(rpy[..., 1])
+    cy, sy = np.cos(rpy[..., 2]), np.sin(rpy[..., 2])
+    rows = [
+        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+        [-sp, cp * sr, cp * cr],
     ]
     return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
