@@ -206,3 +206,10 @@ def test_simulated_t265_recovers_trunk_velocity():
     assert r.ok
     np.testing.assert_allclose(r.v_body, v_trunk_body, atol=1e-9)
     np.testing.assert_allclose(r.omega_body, w_body, atol=1e-9)
+
+
+def test_local_rpy_to_matrix_equals_the_shared_one():
+    """frames keeps a copy (the publisher process imports no go1o4); it must stay identical."""
+    from go1o4.geometry import rpy_to_matrix
+    rpy = np.random.default_rng(0).uniform(-3, 3, size=(50, 3))
+    np.testing.assert_allclose(F.rpy_to_matrix(rpy), rpy_to_matrix(rpy), atol=0)
