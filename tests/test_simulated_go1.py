@@ -168,17 +168,20 @@ def test_link_faults(robot, link):
     assert got[0] is None and ticks and round(robot.time * 1000) - ticks[-1] == 10
     robot.set_faults()
     exchange(link, 6, damping=True)  # the delayed replies still in flight arrive
+    while link.receive(timeout=0.05) is not None:  # drain anything still in flight (slow machines)
+        pass
     robot.set_faults(reorder=1.0)  # every other reply is held back and sent after the next one
     got = exchange(link, 4, damping=True)
     t_now = round(robot.time * 1000)
     late = link.receive(timeout=0.05)  # a held-back reply still in flight
-    assert got[0] is None and got[1].tick == t_now - 6
-    # the held-back reply (tick t-2) arrives after the newer one (tick t): either both were queued when the SDK
-    # drained its socket (it keeps the last to arrive, the older), or the receive saw the newer one first
-    if got[3].tick == t_now - 2:
-        assert late is None
-    else:
-        assert got[3].tick == t_now and late is not None and late.tick == t_now - 2
+    # reply 1 is held back until reply 2 is sent (nothing arrives in exchange 1); then both arrive, the older
+    # one last. The SDK keeps the last datagram it drained, so which of the pair a receive() returns depends
+    # on timing: accept either, but never anything else
+    assert got[0] is None
+    assert got[1] is not None and got[1].tick in (t_now - 6, t_now - 4)
+    assert got[3] is not None and got[3].tick in (t_now - 2, t_now)
+    if got[3].tick == t_now:  # the newer one was seen first: the held-back older one comes after it
+        assert late is not None and late.tick == t_now - 2
     c = robot.counters_snapshot()
     assert c["crc_corrupted"] >= 5 and c["state_lost"] == 5 and c["cmd_lost"] == 5 and c["silenced"] >= 24
     assert c["reordered"] == 2
