@@ -4,6 +4,7 @@ Used by the simulated robot behind the SDK's UDP protocol and as the reference f
 The motor law tau = Kp (q_des - q) + Kd (dq_des - dq) + tau_ff, clipped to the torque limits, runs
 inside MuJoCo's actuators at every physics step (see ``model/go1_mjcf.py``).
 """
+import math
 from typing import Optional, Sequence
 
 import mujoco
@@ -76,6 +77,9 @@ class Go1Physics:
         trunk = self.model.body("trunk").id
         self._robot_geoms = [g for g in range(self.model.ngeom) if self.model.geom_bodyid[g] >= trunk]
         self._sl = {k: slice(*v) for k, v in SENSOR_SLICES.items()}
+        self._warnings = [self.data.warning[k] for k in (mujoco.mjtWarning.mjWARN_BADQPOS,
+                                                         mujoco.mjtWarning.mjWARN_BADQVEL,
+                                                         mujoco.mjtWarning.mjWARN_BADQACC)]
         self._diverged = 0
         self.reset()
 
@@ -117,9 +121,8 @@ class Go1Physics:
                                        "state; call reset() before stepping on" % self.data.time)
 
     def _instability_count(self) -> int:
-        w = self.data.warning
-        return int(sum(w[k].number for k in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
-                                                mujoco.mjtWarning.mjWARN_BADQACC)))
+        a, b, c = self._warnings
+        return a.number + b.number + c.number
 
     @property
     def time(self) -> float:
@@ -185,7 +188,7 @@ class Go1Physics:
     @property
     def base_quat_wxyz(self) -> np.ndarray:
         quat = self.data.qpos[3:7]
-        return quat / np.linalg.norm(quat)
+        return quat / math.sqrt(quat @ quat)
 
     @property
     def base_pos(self) -> np.ndarray:
@@ -202,6 +205,10 @@ class Go1Physics:
     @property
     def base_ang_vel_body(self) -> np.ndarray:
         return self.data.qvel[3:6].copy()  # free joint: angular velocity in the body frame
+
+    def sensor_slice(self, name: str) -> slice:
+        """Where sensor ``name`` (imu_acc, foot_touch, ...) sits in ``data.sensordata``."""
+        return self._sl[name]
 
     @property
     def gyro(self) -> np.ndarray:

@@ -181,3 +181,44 @@ def test_remote_block_round_trip_and_errors():
         wire.encode_remote(["Z"])
     with pytest.raises(ValueError, match="40 bytes"):
         wire.decode_remote([0] * 39)
+
+
+def _reference_low_state(s: dict) -> bytes:
+    """The LowState written field by field through the structured record (slow, obviously right)."""
+    rec = wire.new_low_state()
+    order, n = C.SIM_TO_SDK, C.NUM_JOINTS
+    ms = rec["motorState"][:n]
+    ms["mode"] = np.asarray(s["mode"])[order]
+    ms["q"] = ms["q_raw"] = s["q"][order]
+    ms["dq"] = ms["dq_raw"] = s["dq"][order]
+    ms["ddq"] = ms["ddq_raw"] = np.clip(np.rint(s["ddq"][order]), -32768, 32767)
+    ms["tauEst"] = np.clip(np.rint(s["tau"][order] * wire.TAU_EST_SCALE), -32768, 32767)
+    ms["temperature"] = np.clip(np.rint(s["temperature"][order]), -128, 127)
+    imu = rec["imu"]
+    imu["quaternion"], imu["gyroscope"], imu["accelerometer"], imu["rpy"] = (
+        s["quat_wxyz"], s["gyro"], s["accelerometer"], s["rpy"])
+    imu["temperature"] = 38
+    rec["footForce"] = rec["footForceEst"] = np.clip(np.rint(s["foot_forces"][C.FEET_SIM_TO_SDK]), -32768, 32767)
+    rec["tick"] = s["tick_ms"] & 0xFFFFFFFF
+    rec["bms"]["bms_status"] = 1
+    rec["bms"]["SOC"] = max(0, min(100, int(round(s["soc"]))))
+    rec["bms"]["current"] = int(round(1000.0 * s["power_w"] / 25.2))
+    rec["wirelessRemote"] = np.frombuffer(bytes(s["remote"]), dtype=np.uint8)
+    return codec.encode(rec)
+
+
+def test_fast_lowstate_writer_equals_field_by_field_reference():
+    """The simulator's byte-scatter writer gives exactly the packet of the structured record, clipping included."""
+    from robot_runtime.simulated_go1.lowstate import LowStateWriter
+    rng = np.random.default_rng(3)
+    writer = LowStateWriter()  # reused: stale bytes from the previous state must never leak
+    for _ in range(100):
+        s = dict(q=rng.normal(size=12), dq=rng.normal(size=12) * 10, ddq=rng.normal(size=12) * 1e5,
+                 tau=rng.normal(size=12) * 200, temperature=rng.uniform(-300, 300, 12),
+                 mode=rng.choice([C.MODE_DAMPING, C.MODE_SERVO], 12), quat_wxyz=rng.normal(size=4),
+                 gyro=rng.normal(size=3), accelerometer=rng.normal(size=3), rpy=rng.normal(size=3),
+                 foot_forces=rng.normal(size=4) * 3e4, tick_ms=int(rng.integers(0, 2 ** 40)),
+                 soc=float(rng.uniform(-5, 120)), power_w=float(rng.uniform(0, 500)),
+                 remote=rng.integers(0, 256, 40).astype(np.uint8).tobytes())
+        writer.write(**s)
+        assert writer.encode() == _reference_low_state(s)

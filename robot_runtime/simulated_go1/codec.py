@@ -8,11 +8,13 @@ faster; ``tests/test_wire.py`` checks it against ``wire.crc32_words`` and the SD
 """
 import struct
 import zlib
+from typing import Optional
 
 import numpy as np
 
 from robot_runtime.simulated_go1 import wire
 
+_U32 = struct.Struct("<I")
 _REV8 = bytes(int("{:08b}".format(i)[::-1], 2) for i in range(256))
 
 
@@ -27,19 +29,33 @@ def crc32_fast(buf: bytes) -> int:
     return _rev32(zlib.crc32(swapped.translate(_REV8)) ^ 0xFFFFFFFF)
 
 
+def check(buf: bytes, dtype: np.dtype) -> Optional[str]:
+    """Why ``buf`` is not a valid packet of ``dtype`` (size, head, level, crc), or None if it is (no decoding)."""
+    n = len(buf)
+    if n != dtype.itemsize:
+        return "size"
+    if buf[:2] != wire.HEAD:
+        return "head"
+    if buf[2] != wire.LEVEL_LOW:
+        return "level"
+    if _U32.unpack_from(buf, n - 4)[0] != crc32_fast(buf):
+        return "crc"
+    return None
+
+
 def decode(buf: bytes, dtype: np.dtype) -> np.ndarray:
     """:func:`wire.decode` with the fast CRC: raises wire.PacketError(reason in size/head/level/crc)."""
-    if len(buf) != dtype.itemsize:
+    reason = check(buf, dtype)
+    if reason == "size":
         raise wire.PacketError("size", "expected %d bytes, got %d" % (dtype.itemsize, len(buf)))
-    if buf[:2] != wire.HEAD:
+    if reason == "head":
         raise wire.PacketError("head", "expected FE EF, got %s" % bytes(buf[:2]).hex())
-    if buf[2] != wire.LEVEL_LOW:
+    if reason == "level":
         raise wire.PacketError("level", "expected low level 0xFF, got 0x%02X" % buf[2])
-    rec = np.frombuffer(buf, dtype=dtype, count=1)[0]
-    want = crc32_fast(buf)
-    if int(rec["crc"]) != want:
-        raise wire.PacketError("crc", "packet says 0x%08X, computed 0x%08X" % (int(rec["crc"]), want))
-    return rec
+    if reason == "crc":
+        raise wire.PacketError("crc", "packet says 0x%08X, computed 0x%08X"
+                               % (_U32.unpack_from(buf, len(buf) - 4)[0], crc32_fast(buf)))
+    return np.frombuffer(buf, dtype=dtype, count=1)[0]
 
 
 def encode(rec: np.ndarray) -> bytes:

@@ -35,6 +35,11 @@ class FaultConfig:
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError("%s must be >= 0, got %r" % (name, v))
 
+    def active(self) -> bool:
+        """Any fault process switched on."""
+        return any(getattr(self, name) > 0 for name in ("cmd_loss", "state_loss", "corrupt_crc", "delay_ms",
+                                                          "jitter_ms", "reorder", "silence_rate"))
+
 
 Reply = Tuple[bytes, Tuple[str, int]]
 
@@ -49,22 +54,36 @@ class FaultInjector:
         self._seq = 0
         self._held = None  # a reply held back for reordering
         self.counts = {"cmd_lost": 0, "state_lost": 0, "crc_corrupted": 0, "silenced": 0, "reordered": 0}
+        self._configured = cfg.active()
 
     def configure(self, cfg: FaultConfig) -> None:
         cfg.validate()
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
+        self._configured = cfg.active()
+
+    def idle(self, now: float) -> bool:
+        """No fault configured, none pending, not silenced: a reply may go straight to the socket."""
+        return not (self._configured or self._queue or self._held is not None or now < self.silent_until)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
 
     def silence(self, now: float, seconds: float) -> None:
         self.silent_until = max(self.silent_until, now + seconds)
 
     def tick(self, now: float, dt: float) -> None:
         """Advance the silence-burst process by one link period."""
+        if not self._configured:
+            return
         c = self.cfg
         if c.silence_rate > 0 and c.silence_ms > 0 and self.rng.random() < c.silence_rate * dt:
             self.silence(now, c.silence_ms * 1e-3)
 
     def lose_command(self) -> bool:
+        if not self._configured:
+            return False
         lost = self.cfg.cmd_loss > 0 and self.rng.random() < self.cfg.cmd_loss
         self.counts["cmd_lost"] += int(lost)
         return lost

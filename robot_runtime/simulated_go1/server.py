@@ -84,6 +84,7 @@ class SimulatedGo1:
         self.soc = self.cfg.battery.initial_soc
         self.power_w = self.cfg.battery.idle_power
         self._writer = LowStateWriter()
+        self._acc_slice, self._feet_slice = self.physics.sensor_slice("imu_acc"), self.physics.sensor_slice("foot_touch")
         self._last_cmd = b""
         self.reset(self.cfg.start_pose)
 
@@ -234,17 +235,23 @@ class SimulatedGo1:
         return NEUTRAL_BLOCK
 
     def state_packet(self) -> bytes:
-        """The encoded LowState for the current state (cached until physics advances)."""
+        """The encoded LowState for the current state (cached until physics advances).
+
+        The fast path of lock-step mode: MuJoCo's arrays are read in place and go to the writer as one
+        vector (``LowStateWriter.STATE_LAYOUT``); tauEst is the PD torque the motors apply at this state.
+        """
         with self.lock:
             if self._packet is None:
-                p, t = self.physics, self.targets
-                quat, q, dq = p.base_quat_wxyz, p.q, p.dq
-                tau = C.pd_torque(t.q_des, q, dq, t.kp, t.kd, t.dq_des, t.tau_ff)  # what the motors apply now
-                self._writer.write(
-                    q=q, dq=dq, ddq=self.ddq, tau=tau, temperature=self.temperature,
-                    mode=self.targets.mode, quat_wxyz=quat, gyro=p.gyro, accelerometer=p.accelerometer,
-                    rpy=quat_to_rpy(quat), foot_forces=p.foot_forces, tick_ms=int(round(self.time * 1000.0)),
-                    soc=self.soc, power_w=self.power_w, remote=self.remote_block())
+                d, t = self.physics.data, self.targets
+                q, dq = d.qpos[7:19], d.qvel[6:18]
+                quat = self.physics.base_quat_wxyz
+                tau = t.tau_bias - t.kp * q - t.kd * dq  # Kp (q_des - q) + Kd (dq_des - dq) + tau_ff
+                np.minimum(np.maximum(tau, -C.TORQUE_LIMIT, out=tau), C.TORQUE_LIMIT, out=tau)
+                sens = d.sensordata
+                state = np.concatenate((q, dq, quat, d.qvel[3:6], sens[self._acc_slice], quat_to_rpy(quat),
+                                        self.ddq, tau, sens[self._feet_slice], t.mode, self.temperature))
+                self._writer.write_vector(state, int(round(self.time * 1000.0)), self.soc, self.power_w,
+                                          self.remote_block())
                 self._packet = self._writer.encode()
             return self._packet
 
@@ -252,35 +259,45 @@ class SimulatedGo1:
     def handle_packet(self, data: bytes, addr) -> bool:
         """Process one datagram from a client. Returns True if it was a valid LowCmd."""
         with self.lock:
-            self.counters["rx_packets"] += 1
-            try:
-                rec = codec.decode(data, wire.LOW_CMD)
-            except wire.PacketError as e:
-                self.counters["rejected_" + e.reason] += 1
-                self.counters["rejected"] += 1
+            counters = self.counters
+            counters["rx_packets"] += 1
+            reason = codec.check(data, wire.LOW_CMD)
+            if reason is not None:
+                counters["rejected_" + reason] += 1
+                counters["rejected"] += 1
                 return False
-            self.counters["rx_valid"] += 1
-            lost = self.faults.lose_command()
+            counters["rx_valid"] += 1
+            faults = self.faults
+            lost = faults.lose_command()
             motors = data[_MOTOR_CMD_START:_MOTOR_CMD_END]
             if not lost and motors != self._last_cmd:  # the runtime repeats targets between policy steps
+                rec = np.frombuffer(data, dtype=wire.LOW_CMD, count=1)[0]
                 targets, invalid = targets_from_command(wire.motor_cmd_fields(rec), self.cfg.damping_kd)
-                self.counters["invalid_motor_cmds"] += invalid
+                counters["invalid_motor_cmds"] += invalid
                 self._apply(targets)
                 self._last_cmd = motors
             if self.cfg.mode == "lockstep":
                 self.advance()
-            if not lost:
-                self.faults.send(self.state_packet(), addr, self.time)
+            if lost:
+                pass
+            elif faults.idle(self.time):  # no fault process running: straight to the socket
+                self._sendto(self.state_packet(), addr)
+            else:
+                faults.send(self.state_packet(), addr, self.time)
             self._flush()
             return True
 
+    def _sendto(self, packet: bytes, addr) -> None:
+        try:
+            self.sock.sendto(packet, addr)
+            self.counters["tx_packets"] += 1
+        except OSError:
+            self.counters["tx_errors"] += 1
+
     def _flush(self) -> None:
-        for packet, addr in self.faults.release(self.time):
-            try:
-                self.sock.sendto(packet, addr)
-                self.counters["tx_packets"] += 1
-            except OSError:
-                self.counters["tx_errors"] += 1
+        if self.faults.pending:
+            for packet, addr in self.faults.release(self.time):
+                self._sendto(packet, addr)
 
     def _drain(self) -> None:
         while True:
