@@ -41,6 +41,12 @@ from robot_runtime.session_config import load_session_config  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIPPED = Path(__file__).resolve().parents[1] / "sim_pretrain" / "policies" / "go1_flat.onnx"
+# Samples the hypervisor's steal time (/proc/stat, USER_HZ ticks) per CPU every 2 ms, printing each change:
+# a virtual CPU that the host does not run for 30 ms stalls every thread on it, whatever their priority.
+STEAL = ("import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\nlast = None\n"
+         "while True:\n    with open('/proc/stat') as f:\n        rows = [l.split() for l in f if l.startswith('cpu')][1:]\n"
+         "    cur = tuple(int(r[8]) for r in rows)\n    if cur != last:\n"
+         "        print(time.monotonic(), *cur, flush=True)\n        last = cur\n    time.sleep(0.002)\n")
 BUSY = ("import os, sys\nos.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\n"
         "os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n")
 
@@ -76,6 +82,35 @@ def _inference_hot(path: str, n: int) -> dict:
         p.act(x)
         ts.append(time.perf_counter() - t0)
     return percentiles_ms(ts)
+
+
+def stall_attribution(stats, steal_file: str, cpu: int, window: float = 0.05) -> dict:
+    """For each deadline missed by a loop: did the hypervisor steal CPU ``cpu`` in the ``window`` s before the
+    late wake-up? (perf_counter and time.monotonic are both CLOCK_MONOTONIC on Linux.)"""
+    n = min(stats.n, len(stats.wake))
+    wake, late = stats.wake[:n], stats.late[:n]
+    missed = wake[late > stats.tol]
+    rows = []
+    try:
+        with open(steal_file) as f:
+            rows = [[float(x) for x in line.split()] for line in f if line.strip()]
+    except OSError:
+        pass
+    if len(rows) < 2 or not len(missed):
+        return {"missed": int(len(missed)), "with_steal": 0, "steal_samples": len(rows)}
+    t = np.array([r[0] for r in rows])
+    steal = np.array([r[1 + cpu] for r in rows])
+    tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+    hits, detail = 0, []
+    for w in missed:
+        before = steal[max(0, np.searchsorted(t, w - window) - 1)]
+        after = steal[min(len(t) - 1, np.searchsorted(t, w + 0.005))]
+        stolen = (after - before) * tick_ms
+        hits += stolen > 0
+        detail.append(round(float(stolen), 1))
+    total = (steal[-1] - steal[0]) * tick_ms
+    return {"missed": int(len(missed)), "with_steal": int(hits), "steal_ms_around_each_miss": detail,
+            "steal_ms_total_on_cpu": float(total), "steal_samples": len(rows)}
 
 
 def run_episodes(session, steps: int, episode_steps: int, desc: str) -> dict:
@@ -129,6 +164,9 @@ def realtime_part(path: str, steps: int, log_dir: str, busy_cpu: int, runtime_cp
         except OSError as e:
             notes.append("simulator priority/affinity refused: %s" % e)
     busy = subprocess.Popen([sys.executable, "-c", BUSY, str(busy_cpu)])
+    steal_file = os.path.join(os.path.dirname(os.path.abspath(log_dir)), "steal.txt")
+    steal_out = open(steal_file, "w")
+    steal_mon = subprocess.Popen([sys.executable, "-c", STEAL, str(busy_cpu)], stdout=steal_out)
     os.sched_setscheduler(busy.pid, os.SCHED_OTHER, os.sched_param(0))  # an ordinary process, never real-time
     session = build_session(cfg, OnnxPolicy.load(path), robot=robot, on_message=lambda m: None)
     load0 = os.getloadavg()
@@ -159,9 +197,16 @@ def realtime_part(path: str, steps: int, log_dir: str, busy_cpu: int, runtime_cp
             "gc_pauses": {"n": len(gc_pauses), "max_ms": 1e3 * max([p for _, p in gc_pauses] or [0.0]),
                           "over_5ms": [(g, 1e3 * p) for g, p in gc_pauses if p > 0.005]},
         })
+        steal_mon.terminate()
+        steal_mon.wait()
+        steal_out.close()
+        res["stalls"] = {"policy": stall_attribution(session.stats, steal_file, runtime_cpu),
+                         "link": stall_attribution(session.loop.stats, steal_file, runtime_cpu)}
         return res
     finally:
         gc.callbacks.remove(gc_watch)
+        if steal_mon.poll() is None:
+            steal_mon.kill()
         busy.kill()
         busy.wait()
         session.t265.stop()
@@ -208,6 +253,11 @@ def main() -> int:
             "inference_p99_below_0.2ms_hot": bool(out["inference_hot"]["p99_ms"] < 0.2),
             "zero_policy_deadline_misses": bool(p["missed"] == 0 and p["skipped"] == 0),
         }
+        st = rt["stalls"]
+        print("  missed deadlines with hypervisor steal on the runtime's CPU in the 50 ms before: policy %d of %d, "
+              "link %d of %d (steal on that CPU during the run: %.0f ms)"
+              % (st["policy"]["with_steal"], st["policy"]["missed"], st["link"]["with_steal"], st["link"]["missed"],
+                 st["link"].get("steal_ms_total_on_cpu", 0.0)))
         print("targets: %s" % json.dumps(out["targets"]))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -17,7 +17,7 @@ class BCConfig:
     ensemble_size: int = 4
     alpha: float = 0.1  # disagreement coefficient; 0 is plain BC
     kl_samples: int = 1  # reparameterised samples per state for KL(pi_i || pi_mix)
-    steps: int = 400_000  # public code bc_steps
+    steps: int = 200_000  # public code Go1 script: --bc_steps 200000
     batch_size: int = 512
     lr: float = 1e-4
     init_std: float = 1.0
@@ -46,7 +46,7 @@ class ValueConfig:
     polyak: float = 0.005
     lr: float = 1e-4
     batch_size: int = 512
-    steps: int = 2_000_000  # public code v_steps / q_bc_steps
+    steps: int = 500_000  # public code Go1 script: --v_steps / --q_bc_steps 500000
     eval_every: int = 5000
 
     def validate(self) -> None:
@@ -117,6 +117,7 @@ class ImproveConfig:
     alpha: float = 0.1  # Eq. 25 disagreement term, used when init == "pretrained"
     max_grad_norm: float = 0.5
     min_log_std: float = -5.0
+    snapshots: bool = False  # export every member as ONNX at each OPE evaluation into <out>/snapshots/ (Fig. 6a)
 
     def validate(self) -> None:
         if not 0.0 < self.clip < 1.0:

@@ -275,9 +275,12 @@ class Driver:
     or, with a :class:`LockstepClock`, in the caller's thread: ``step`` then 10 link ticks per period."""
 
     def __init__(self, link_loop: LinkLoop, step: Callable[[], None], stats: LoopStats, rt_priority: int = 0,
-                 switch_interval: float = 0.0002, policy_phase: float = 0.0005):
+                 switch_interval: float = 0.0002, policy_phase: float = 0.0008,
+                 prewarm: Optional[Callable[[], None]] = None, prewarm_lead: float = 0.0):
         self.loop, self.step, self.stats, self.rt_priority = link_loop, step, stats, rt_priority
         self.policy_phase = policy_phase  # policy deadlines this long after a link deadline: no overlap
+        # cache warming: ``prewarm()`` runs ``prewarm_lead`` s before each policy deadline (its result unused)
+        self.prewarm, self.prewarm_lead = prewarm, prewarm_lead
         self.switch_interval, self._saved_switch = switch_interval, None
         self.clock = link_loop.clock
         self.lockstep_wall: Deque[float] = collections.deque(maxlen=1 << 17)  # wall s per lock-step period
@@ -310,6 +313,12 @@ class Driver:
         make_realtime_thread(max(0, self.rt_priority - 1), self.loop.cpus)
         dt, deadline = C.POLICY_DT, self._t0 + self.policy_phase
         while self._running:
+            if self.prewarm is not None and self.prewarm_lead > 0:
+                self.clock.sleep_until(deadline - self.prewarm_lead)
+                try:
+                    self.prewarm()
+                except Exception:  # noqa: BLE001 - only a cache warm-up; the step itself reports real problems
+                    pass
             self.clock.sleep_until(deadline)
             wake = time.perf_counter()
             try:

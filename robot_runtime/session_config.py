@@ -142,7 +142,8 @@ class RuntimeConfig:
     link_miss_tolerance_s: float = 0.001
     policy_miss_tolerance_s: float = 0.002
     spin_s: float = 0.0004
-    policy_phase_s: float = 0.0005
+    policy_phase_s: float = 0.0008
+    prewarm_s: float = 0.0004
     switch_interval_s: float = 0.0002
     lockstep_recv_timeout_s: float = 0.02
     status_hz: float = 5.0
@@ -157,8 +158,9 @@ class RuntimeConfig:
         if not (0 < self.link_miss_tolerance_s < C.LINK_DT and 0 < self.policy_miss_tolerance_s < C.POLICY_DT):
             raise ValueError("miss tolerances must be shorter than the loop periods (2 ms, 20 ms)")
         if not (0 <= self.spin_s < C.LINK_DT and 0 < self.switch_interval_s <= 0.005
-                and 0 <= self.policy_phase_s < C.LINK_DT):
-            raise ValueError("need 0 <= spin_s < 2 ms, 0 < switch_interval_s <= 5 ms, 0 <= policy_phase_s < 2 ms")
+                and 0 <= self.policy_phase_s < C.LINK_DT and 0 <= self.prewarm_s <= self.policy_phase_s):
+            raise ValueError("need 0 <= spin_s < 2 ms, 0 < switch_interval_s <= 5 ms, 0 <= policy_phase_s < 2 ms, "
+                             "0 <= prewarm_s <= policy_phase_s")
         if not (self.lockstep_recv_timeout_s > 0 and self.status_hz > 0 and 0 <= self.rt_priority <= 99):
             raise ValueError("need lockstep_recv_timeout_s > 0, status_hz > 0, rt_priority in 0-99")
 

@@ -174,6 +174,8 @@ def test_simulator_killed_mid_episode_realtime(tmp_path, policy_path):
         time.sleep(0.1)
         assert loop.damping_sends > sends and not loop.armed  # still commanding damping
         assert any("SAFETY state_lost" in m for m in msgs)
+        # cache warming in the real-time loop: the policy ran on its last input before each policy deadline
+        assert s.cfg.runtime.prewarm_s > 0 and s.prewarms >= r.steps - 3
     finally:
         close_session(s)
         robot.close()
