@@ -86,6 +86,7 @@ class SimulatedGo1:
         self._writer = LowStateWriter()
         self._acc_slice, self._feet_slice = self.physics.sensor_slice("imu_acc"), self.physics.sensor_slice("foot_touch")
         self._last_cmd = b""
+        self.physics_seconds = 0.0
         self.reset(self.cfg.start_pose)
 
     # ------------------------------------------------------------------------- properties
@@ -185,6 +186,7 @@ class SimulatedGo1:
             out = dict(self.counters)
             out.update(self.faults.counts)
             out["time"] = self.time
+            out["physics_s"] = round(self.physics_seconds, 6)  # wall time inside MuJoCo (overhead accounting)
             return out
 
     # ------------------------------------------------------------------------- simulation
@@ -209,12 +211,14 @@ class SimulatedGo1:
         """One link period (2 ms): physics, motor temperatures, battery, fault processes."""
         with self.lock:
             dq0 = self.physics.data.qvel[6:18].copy()
+            t0 = time.perf_counter()
             try:
                 self._step_physics(self.cfg.steps_per_link)
             except PhysicsDivergedError:
                 self.counters["physics_diverged"] += 1
                 self.reset("lying")
                 return
+            self.physics_seconds += time.perf_counter() - t0
             d = self.physics.data
             dq = d.qvel[6:18]
             self.ddq = (dq - dq0) / C.LINK_DT
