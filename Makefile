@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint vermin bench clean
+.PHONY: venv demo walk test lint vermin bench clean
 
 venv: $(STAMP)
 
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[sim,robot,train,dev]"
 	touch $(STAMP)
 
-## main job on the simulated robot: stand up through the real SDK, then an operator session walking the shipped policy
+## main job on the simulated robot: the paper's real-robot recipe end to end with tiny budgets (a few minutes):
+## shipped pretrained policy -> mattress data through the runtime -> offline Uni-O4 -> online PPO -> evaluation + baselines
 demo: venv
+	$(BIN)/go1o4 pipeline --quick --out runs/pipeline_quick
+	@echo "report: runs/pipeline_quick/report.md (plots next to it)"
+
+## the operator's view (about 40 s): stand up through the real SDK, then a scripted session walking the shipped policy
+walk: venv
 	$(BIN)/go1o4 demo
 	$(BIN)/go1o4 session --policy sim_pretrain/policies/go1_flat.onnx --script robot_runtime/configs/demo_walk.yaml \
 		--log --log-dir runs/demo_logs --quiet
