@@ -87,6 +87,7 @@ class SimulatedGo1:
         self._acc_slice, self._feet_slice = self.physics.sensor_slice("imu_acc"), self.physics.sensor_slice("foot_touch")
         self._last_cmd = b""
         self.physics_seconds = 0.0
+        self._serving_blocked = False
         self.reset(self.cfg.start_pose)
 
     # ------------------------------------------------------------------------- properties
@@ -146,6 +147,7 @@ class SimulatedGo1:
         """Power cut: stop serving and close the sockets (no more replies, ever)."""
         self.killed = True
         self._running = False
+        self._wake()
 
     def set_faults(self, cfg: Optional[FaultConfig] = None, **fields) -> None:
         """Replace the fault configuration (a FaultConfig, or its fields as keywords)."""
@@ -323,9 +325,11 @@ class SimulatedGo1:
                 sys.stderr.write("simulated Go1: error handling a packet from %s: %r\n" % (addr, e))
 
     def _serve_lockstep(self) -> None:
-        """Blocking receive (one syscall per packet); the control port is polled every 16 packets or when idle."""
-        self.sock.settimeout(0.05)
+        """Blocking receive, one syscall per packet. With a control port it is polled every 16 packets or after
+        50 ms without one; without, :meth:`stop` wakes the blocked receive with an empty datagram."""
+        self.sock.settimeout(0.05 if self.control is not None else None)
         n = 0
+        self._serving_blocked = self.control is None
         try:
             while self._running:
                 try:
@@ -333,15 +337,31 @@ class SimulatedGo1:
                 except socket.timeout:
                     data = None
                 except OSError:
+                    if not self._running:
+                        break
                     self.counters["rx_errors"] += 1
                     continue
+                if not self._running:
+                    break
                 if data is not None:
                     self._handle_safe(data, addr)
                     n += 1
                 if self.control is not None and (data is None or n % 16 == 0):
                     self.control.poll()
         finally:
-            self.sock.setblocking(False)
+            self._serving_blocked = False
+            if self.sock.fileno() >= 0:
+                self.sock.setblocking(False)
+
+    def _wake(self) -> None:
+        """Unblock a lock-step receive waiting without timeout (stop/kill from another thread or a signal)."""
+        if not self._serving_blocked:
+            return
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"", self.sock.getsockname())
+        except OSError:
+            pass
 
     def _wait(self, timeout: float) -> None:
         socks = [self.sock] if self.control is None else [self.sock, self.control.sock]
@@ -394,6 +414,7 @@ class SimulatedGo1:
 
     def stop(self) -> None:
         self._running = False
+        self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self._thread = None
