@@ -152,9 +152,9 @@ def lockstep_part(path: str, steps: int, log_dir: str) -> dict:
         robot.close()
 
 
-def realtime_part(path: str, steps: int, log_dir: str, busy_cpu: int, runtime_cpu: int) -> dict:
+def realtime_part(path: str, steps: int, log_dir: str, busy_cpu: int, runtime_cpu: int, overrides=()) -> dict:
     cfg = load_session_config(None, ["logging.log_dir=%s" % log_dir, "t265.channel=T265_BENCH_RT_%d" % os.getpid(),
-                                     "runtime.cpu_affinity=[%d]" % runtime_cpu])
+                                     "runtime.cpu_affinity=[%d]" % runtime_cpu] + list(overrides))
     robot = start_simulated_robot(cfg, "realtime", "subprocess", start_pose="standing")
     notes = []
     for pid in (robot.proc.pid,):
@@ -220,6 +220,8 @@ def main() -> int:
     ap.add_argument("--busy-cpu", type=int, default=1)
     ap.add_argument("--runtime-cpu", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "runtime.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="session config override for the real-time part, e.g. runtime.prewarm_s=0")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="go1o4_bench_runtime_")
     path = policy_path(tmp)
@@ -237,7 +239,8 @@ def main() -> int:
     if args.realtime_steps > 0:
         tqdm.monitor_interval = 0  # no normal-priority helper thread touching the GIL during the run
         out["realtime"] = rt = realtime_part(path, args.realtime_steps, os.path.join(tmp, "logs_realtime"),
-                                             args.busy_cpu, args.runtime_cpu)
+                                             args.busy_cpu, args.runtime_cpu, args.set)
+        rt["session_overrides"] = args.set
         p, lk = rt["policy_loop"], rt["link_loop"]
         print("real time (%s): %d policy steps in %.0f s" % (rt["thread_note"], rt["policy_steps"], rt["wall_s"]))
         print("  policy loop period error p50 %.3f p99 %.3f max %.3f ms, missed %d (> 2 ms late), skipped %d"
