@@ -24,6 +24,7 @@ COMMANDS = {
     "offline": ("offline_finetune.cli", "offline Uni-O4 fine-tuning on a dataset (BC ensemble, IQL Q/V, dynamics OPE, PPO)"),
     "online": ("online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
     "pipeline": ("online_finetune.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
+    "offline-evidence": ("offline_finetune.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
 }
 
 

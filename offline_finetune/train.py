@@ -27,6 +27,7 @@ from offline_finetune.value import IQLValue
 
 STAGES = ("bc", "value", "dynamics", "improve", "export")
 CHECKPOINT = "checkpoint.pt"
+SNAPSHOT = os.path.join("snapshots", "step_%06d_member_%d.onnx")  # improve.snapshots: policy at an OPE check
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -117,7 +118,7 @@ class OfflineRun:
             return
         old = _flatten(cfgmod.load_yaml(path))
         new = _flatten(cfgmod.to_dict(self.cfg))
-        free = ("torch_threads", "log_every", "checkpoint_every")
+        free = ("torch_threads", "log_every", "checkpoint_every", "improve.snapshots")  # outputs only
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in free)
         if diff:
             raise cfgmod.ConfigError("%s holds a run with a different config (%s); use another --out or the same "
@@ -265,6 +266,17 @@ class OfflineRun:
         o = self.cfg.ope
         return am_q(actor, self.dynamics, self.value, self.ope_starts, o.horizon, o.seed, self.cfg.dynamics.sample)
 
+    def snapshot(self, step: int, actor: GaussianActor, scores: np.ndarray) -> None:
+        """With ``improve.snapshots``: every member as scored by OPE at ``step`` -> ONNX (score in its YAML)."""
+        if not self.cfg.improve.snapshots:
+            return
+        from go1o4.rl.export import export_onnx
+
+        for i in range(actor.ensemble_size):
+            extra = {"offline": {"algo": self.cfg.algo, "snapshot_step": int(step), "member": i,
+                                 "ope_score": float(scores[i])}}
+            export_onnx(actor.member(i), os.path.join(self.out, SNAPSHOT % (step, i)), extra)
+
     def stage_improve(self) -> None:
         if self.cfg.algo == "iql":
             return self._improve_iql()
@@ -276,6 +288,7 @@ class OfflineRun:
 
         def evaluate(n: int) -> None:
             ev = ppo.evaluate(self.score)
+            self.snapshot(n, self.actor, ev["scores"])
             self.log("improve", n, {"ope/score": ev["scores"], "ope/accepted": ev["accepted"].astype(float),
                                     "improve/accepts_total": float(ppo.accepts.sum()),
                                     "improve/rejects_total": float(ppo.rejects.sum())})
@@ -306,6 +319,7 @@ class OfflineRun:
 
         def evaluate(n: int) -> None:
             s = self.score(actor)
+            self.snapshot(n, actor, s)
             ok = bool(acceptance(s, [best["score"]])[0])
             if ok:
                 best.update(score=float(s[0]), state={k: v.clone() for k, v in actor.state_dict().items()})
