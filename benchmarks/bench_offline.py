@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -192,6 +193,7 @@ def bench_d3rlpy(data: TorchData, tr, cfg: OfflineConfig, rounds: int, seconds: 
 
 # ----------------------------------------------------------------------------- 3. end to end
 def bench_end_to_end(ds, scale: float, out_dir: str, threads: int) -> Dict:
+    shutil.rmtree(out_dir, ignore_errors=True)  # a fresh run every time (a benchmark never resumes)
     paper = load_config(OfflineConfig, str(PAPER))
     red = {"bc.steps": int(2000 * scale), "bc.eval_every": int(500 * scale), "value.steps": int(2000 * scale),
            "value.eval_every": int(500 * scale), "dynamics.max_epochs": max(2, int(8 * scale)),
