@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 
 from go1o4.config import ConfigError, load_config
+from robot_runtime.session_cli import SimRobot
 from robot_runtime.stand import StandConfig, run_stand
 
 
@@ -26,35 +27,6 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class _Robot:
-    """The simulated Go1, in a thread or a child process, plus its control client."""
-
-    def __init__(self, terrain: str, mode: str, physics_hz: float, in_process: bool):
-        from robot_runtime.simulated_go1.control import ControlClient
-        self.sim = self.proc = None
-        if in_process:
-            from robot_runtime.simulated_go1.config import SimRobotConfig
-            from robot_runtime.simulated_go1.server import SimulatedGo1
-            from sim_pretrain.model.terrain import TerrainConfig
-            cfg = SimRobotConfig(mode=mode, port=0, control_port=0, physics_hz=physics_hz,
-                                 terrain=TerrainConfig(kind=terrain))
-            self.sim = SimulatedGo1(cfg).start()
-            self.port, control_port = self.sim.port, self.sim.control_port
-        else:
-            from robot_runtime.simulated_go1.cli import launch
-            self.proc, self.port, control_port = launch(["--terrain", terrain, "--mode", mode, "--port", "0",
-                                                         "--control-port", "0", "--physics-hz", str(physics_hz)])
-        self.control = ControlClient(control_port)
-
-    def close(self) -> None:
-        self.control.close()
-        if self.sim is not None:
-            self.sim.close()
-        if self.proc is not None:
-            from robot_runtime.simulated_go1.cli import terminate
-            terminate(self.proc)
-
-
 def run(args) -> int:
     try:
         cfg = load_config(StandConfig, args.stand_config, overrides=args.set)
@@ -67,7 +39,8 @@ def run(args) -> int:
     print("demo: starting the simulated Go1 (%s, %s, %s)..." % (
         args.terrain, args.mode, "thread" if args.in_process else "own process"), flush=True)
     try:
-        robot = _Robot(args.terrain, args.mode, args.physics_hz, args.in_process)
+        robot = SimRobot(args.mode, "thread" if args.in_process else "subprocess", args.terrain,
+                         overrides=["physics_hz=%s" % args.physics_hz])
     except (RuntimeError, OSError, ValueError) as e:
         sys.stderr.write("go1o4 demo: cannot start the simulated Go1: %s\n" % e)
         return 2
