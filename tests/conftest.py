@@ -31,3 +31,14 @@ def real_logs_dir() -> Path:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Small networks on a shared 2-core machine run far faster on one thread; restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

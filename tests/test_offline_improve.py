@@ -8,13 +8,7 @@ from offline_finetune.config import ImproveConfig, ValueConfig
 from offline_finetune.uni_o4 import MultiStepPPO, acceptance, copy_member
 from offline_finetune.value import IQLValue
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _setup(mode="uni_o4", k=3, alpha=0.0):

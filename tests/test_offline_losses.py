@@ -115,13 +115,7 @@ def test_disagreement_gradient_pushes_members_apart():
     assert torch.allclose(g_h, 1.1 * g_p)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on a shared 2-core machine run far faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _train_members(alpha: float, steps: int = 300) -> float:
