@@ -94,7 +94,7 @@ def action_to_q_des(action, default_q=DEFAULT_Q):
 def pd_torque(q_des, q, dq, kp=KP, kd=KD, dq_des=0.0, tau_ff=0.0):
     """Joint torque the Go1 motor applies: Kp (q_des - q) + Kd (dq_des - dq) + tau_ff, clipped to limits."""
     tau = kp * (q_des - q) + kd * (dq_des - dq) + tau_ff
-    return np.clip(tau, -TORQUE_LIMIT, TORQUE_LIMIT)
+    return np.minimum(np.maximum(tau, -TORQUE_LIMIT), TORQUE_LIMIT)  # np.clip, at a third of the call overhead
 
 
 # ----------------------------------------------------------------------------- observation layout

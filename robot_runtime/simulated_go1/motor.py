@@ -24,10 +24,6 @@ class MotorTargets:
     tau_ff: np.ndarray
     mode: np.ndarray  # int, the mode each motor is actually in (MODE_SERVO or MODE_DAMPING)
 
-    def __post_init__(self):
-        # constant part of the PD law, so tau = tau_bias - kp q - kd dq (treat targets as immutable)
-        self.tau_bias = self.kp * self.q_des + self.kd * self.dq_des + self.tau_ff
-
 
 def damping_targets(damping_kd: float = C.DAMPING_KD) -> MotorTargets:
     z = np.zeros(C.NUM_JOINTS)

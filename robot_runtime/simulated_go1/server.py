@@ -251,8 +251,7 @@ class SimulatedGo1:
                 d, t = self.physics.data, self.targets
                 q, dq = d.qpos[7:19], d.qvel[6:18]
                 quat = self.physics.base_quat_wxyz
-                tau = t.tau_bias - t.kp * q - t.kd * dq  # Kp (q_des - q) + Kd (dq_des - dq) + tau_ff
-                np.minimum(np.maximum(tau, -C.TORQUE_LIMIT, out=tau), C.TORQUE_LIMIT, out=tau)
+                tau = C.pd_torque(t.q_des, q, dq, t.kp, t.kd, t.dq_des, t.tau_ff)  # what the motors apply now
                 sens = d.sensordata
                 state = np.concatenate((q, dq, quat, d.qvel[3:6], sens[self._acc_slice], quat_to_rpy(quat),
                                         self.ddq, tau, sens[self._feet_slice], t.mode, self.temperature))
@@ -284,12 +283,11 @@ class SimulatedGo1:
                 self._last_cmd = motors
             if self.cfg.mode == "lockstep":
                 self.advance()
-            if lost:
-                pass
-            elif faults.idle(self.time):  # no fault process running: straight to the socket
-                self._sendto(self.state_packet(), addr)
-            else:
-                faults.send(self.state_packet(), addr, self.time)
+            if not lost:
+                if faults.idle(self.time):  # no fault process running: straight to the socket
+                    self._sendto(self.state_packet(), addr)
+                else:
+                    faults.send(self.state_packet(), addr, self.time)
             self._flush()
             return True
 
