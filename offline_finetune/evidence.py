@@ -28,9 +28,8 @@ import numpy as np
 from online_finetune.config import EvalConfig, RobotConfig
 
 METHODS = ("uni_o4", "iql", "one_step")
-MEDIUM = {"torch_threads": 1, "value.steps": 2000, "value.eval_every": 500, "dynamics.max_epochs": 3,
-          "improve.steps": 1000, "improve.ope_every": 200, "ope.num_starts": 256, "checkpoint_every": 1000,
-          "log_every": 100}  # online_finetune/configs/medium.yaml
+MEDIUM_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "online_finetune",
+                               "configs", "medium.yaml")  # the pipeline budget the same data were collected for
 CRITIC_KEYS = ("seed", "val_fraction", "value.", "dynamics.", "ope.")  # what the value/dynamics stages depend on
 
 
@@ -43,7 +42,7 @@ class EvidenceConfig:
     init: str = "pretrained"  # A.4 recipe; "data": BC from the dataset
     pretrained: str = "sim_pretrain/policies/go1_flat.onnx"
     offline_preset: str = "paper"
-    offline_overrides: Dict[str, Any] = field(default_factory=lambda: dict(MEDIUM))
+    offline_overrides: Dict[str, Any] = field(default_factory=lambda: medium_offline_overrides())
     iql_overrides: Dict[str, Any] = field(default_factory=lambda: {"iql.steps": 2000, "iql.eval_every": 500})
     behaviour_std_scale: float = 0.0  # 0: the collector's std_scale from done.json beside the dataset
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=2, episode_steps=1000))
@@ -56,6 +55,13 @@ class EvidenceConfig:
             raise ValueError("methods must be a non-empty subset of %s (got %s) and seeds non-empty" % (METHODS, bad))
         if self.behaviour_std_scale < 0:
             raise ValueError("behaviour_std_scale must be >= 0")
+
+
+def medium_offline_overrides() -> Dict[str, Any]:
+    """The offline overrides of the medium pipeline budget (``online_finetune/configs/medium.yaml``)."""
+    from go1o4.config import load_yaml
+
+    return dict(load_yaml(MEDIUM_PIPELINE)["offline_overrides"])
 
 
 # ---------------------------------------------------------------------- training
