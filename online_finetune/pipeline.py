@@ -70,6 +70,9 @@ class Pipeline:
     def _timed(self, name: str, fn, *args):
         t0 = time.time()
         out = fn(*args)
+        if os.path.exists(self.timings_path):  # another process may run other seeds into the same folder
+            with open(self.timings_path) as f:
+                self.timings = json.load(f)
         self.timings[name] = self.timings.get(name, 0.0) + time.time() - t0
         atomic_write_json(self.timings_path, self.timings)
         return out

@@ -3,8 +3,14 @@
 Everything above this module speaks sim order (go1o4.contract); the SDK<->sim permutation happens
 here and only here. ``SdkLink("192.168.123.10")`` talks to a real Go1; ``SdkLink("127.0.0.1",
 robot_port=sim.port, local_port=0)`` to the simulated one. Non-blocking: :meth:`receive` polls
-the SDK (its blocking mode holds the GIL, which would starve an in-process simulator).
+the SDK (its blocking mode holds the GIL, which would starve an in-process simulator); while it waits
+it sleeps in ``select()`` on the SDK's own socket (found once in /proc/self/fd), which releases the GIL
+and wakes as soon as a datagram arrives.
 """
+import os
+import select
+import socket
+import stat
 import time
 from typing import Optional
 
@@ -20,6 +26,47 @@ RECV_OK, RECV_NOTHING, RECV_TIMEOUT, RECV_CRC = 0, -1, -2, -3
 _FIELDS = ("q_des", "dq_des", "kp", "kd", "tau_ff")
 
 
+def _socket_fds() -> dict:
+    """{inode: fd} of this process's open sockets ({} without procfs: the caller falls back to sleep-polling)."""
+    out = {}
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return out
+    for f in fds:
+        try:
+            st = os.fstat(int(f))
+        except OSError:  # closed meanwhile (e.g. the listing's own descriptor)
+            continue
+        if stat.S_ISSOCK(st.st_mode):
+            out[st.st_ino] = int(f)
+    return out
+
+
+def _sdk_socket(before: dict, local_port: int) -> Optional[socket.socket]:
+    """A duplicate of the UDP socket the SDK opened since ``before`` was taken, or None if not unambiguous.
+
+    Only used to wait with ``select()``; the SDK keeps reading its own descriptor."""
+    found = []
+    for ino, fd in _socket_fds().items():
+        if ino in before:
+            continue
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        port = s.getsockname()[1] if s.family == socket.AF_INET else None
+        if s.type == socket.SOCK_DGRAM and port is not None and (local_port == 0 or port == local_port):
+            found.append(s)
+        else:
+            s.close()
+    if len(found) == 1:
+        return found[0]
+    for s in found:
+        s.close()
+    return None
+
+
 class SdkLink:
     """Send LowCmd / receive LowState through the SDK. Counters: sent, received, crc_failures, empty_polls."""
 
@@ -30,6 +77,7 @@ class SdkLink:
             from unitree_legged_sdk import robot_interface as sdk
         except ImportError as e:
             raise ImportError("unitree_legged_sdk is missing (pip install '.[robot]'): %s" % e)
+        before = _socket_fds()
         self.robot_ip, self.robot_port, self.block_ms = robot_ip, robot_port, int(block_ms)
         if self.block_ms > 0:
             self.udp = sdk.UDP(int(local_port), robot_ip, int(robot_port), LOWCMD_SIZE, LOWSTATE_SIZE, False,
@@ -39,6 +87,7 @@ class SdkLink:
             self.udp = sdk.UDP(0xFF, int(local_port), robot_ip, int(robot_port))
         self.cmd, self.state = sdk.LowCmd(), sdk.LowState()
         self.udp.InitCmdData(self.cmd)
+        self._wait_sock = _sdk_socket(before, int(local_port)) if self.block_ms <= 0 else None
         self._motors = [self.cmd.motorCmd[i] for i in range(C.NUM_JOINTS)]  # SDK order
         self.sent = self.received = self.crc_failures = self.empty_polls = 0
         self.last_state: Optional[RobotState] = None
@@ -74,7 +123,8 @@ class SdkLink:
         """The newest LowState, or None if none arrived within ``timeout`` s (0: just look once).
 
         The SDK drains its socket and keeps the last datagram; a bad CRC (Recv() == -3) is counted in
-        ``crc_failures`` and that datagram ignored.
+        ``crc_failures`` and that datagram ignored. Between looks it waits in ``select()`` on the SDK's
+        socket (or, if that socket could not be identified, sleeps ``poll`` s).
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -88,9 +138,12 @@ class SdkLink:
                 return self.last_state
             else:
                 self.empty_polls += 1
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return None
-            if self.block_ms <= 0:
+            if self._wait_sock is not None:
+                select.select((self._wait_sock,), (), (), left)
+            elif self.block_ms <= 0:
                 time.sleep(poll)
 
     def counters(self) -> dict:
@@ -100,6 +153,9 @@ class SdkLink:
     def close(self) -> None:
         """Release the SDK's socket (the SDK prints 'Closing UDP.')."""
         self.udp = None
+        if self._wait_sock is not None:
+            self._wait_sock.close()
+            self._wait_sock = None
 
     def __enter__(self) -> "SdkLink":
         return self

@@ -52,6 +52,23 @@ def exchange(link, n, **send):
     return out
 
 
+def test_link_waits_on_the_sdks_own_socket(robot, link):
+    """receive(timeout) sleeps in select() on the SDK's UDP socket: it returns the reply as soon as it is there,
+    and None after the timeout when nothing comes; without that socket it falls back to sleep-polling."""
+    assert link._wait_sock is not None
+    assert link._wait_sock.getpeername()[1] == robot.port  # the SDK's socket, not some other one
+    link.send_damping()
+    assert link.receive(timeout=2.0) is not None and link.empty_polls <= 1
+    t0 = time.monotonic()
+    assert link.receive(timeout=0.05) is None  # nothing was sent: nothing comes back
+    waited = time.monotonic() - t0
+    assert 0.05 <= waited < 0.5 and link.empty_polls <= 4  # slept in select, not spinning
+    link._wait_sock.close()
+    link._wait_sock = None  # e.g. no /proc: sleep-polling, same results
+    link.send_damping()
+    assert link.receive(timeout=2.0) is not None
+
+
 def test_starts_lying_in_damping(robot, link):
     gt = robot.ground_truth()
     assert gt["motor_mode"] == [C.MODE_DAMPING] * 12 and gt["base_pos"][2] < 0.15
