@@ -61,6 +61,28 @@ def interleaved(fns: Dict[str, Callable[[], None]], rounds: int, seconds: float)
     return {k: statistics.median(v) for k, v in out.items()}
 
 
+def flops_of(fn: Callable[[], None]) -> float:
+    """Floating-point operations of one call (torch's FLOP counter: matmuls/convolutions, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
+
+
+def gemm_peak_gflops(seconds: float) -> Dict[str, float]:
+    """Sustained fp32 matmul GFLOP/s at the paper's layer shapes (batch 512 and 2048 rows); 'peak' is the best.
+
+    No batched formulation of a stage can run its matmuls faster than this, so peak / (the per-member loop's
+    GFLOP/s) bounds the speed-up any batching can give on this machine."""
+    out = {}
+    for m, k, n in ((512, 1024, 1024), (2048, 1024, 1024), (512, 290, 512), (2048, 302, 1024)):
+        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        out["%dx%dx%d" % (m, k, n)] = steps_per_s(lambda: torch.mm(a, b, out=c), seconds) * 2 * m * k * n / 1e9
+    out["peak"] = max(out.values())
+    return out
+
+
 # ----------------------------------------------------------------------------- 1. batched vs loop
 class LoopValue:
     """The same IQL update as :class:`IQLValue` with one network per Q head, looped in Python."""
@@ -96,15 +118,24 @@ class LoopValue:
 def bench_batched_vs_loop(data: TorchData, episode_ids, cfg: OfflineConfig, rounds: int, seconds: float) -> Dict:
     g = torch.Generator().manual_seed(0)
     k = cfg.bc.ensemble_size
-    res = {}
+    peak = gemm_peak_gflops(seconds)
+    res = {"gemm_gflops": peak}
+    print("fp32 matmul peak %.1f GFLOP/s (%s)" % (peak["peak"], ", ".join(
+        "%s %.0f" % kv for kv in peak.items() if kv[0] != "peak")))
 
     def pair(name, batched, loop, extra=None):
         r = interleaved({"batched": batched, "loop": loop, **(extra or {})}, rounds, seconds)
         r["speedup"] = r["batched"] / r["loop"]
+        # the same work both ways (checked): matmul FLOPs per step, the rate each way reaches, and the bound
+        r["gflop_per_step"] = {"batched": flops_of(batched) / 1e9, "loop": flops_of(loop) / 1e9}
+        r["gflops"] = {w: r[w] * r["gflop_per_step"][w] for w in ("batched", "loop")}
+        r["max_speedup_at_matmul_peak"] = peak["peak"] / r["gflops"]["loop"]
         res[name] = r
-        print("%-9s batched %7.2f  loop %7.2f  steps/s  -> %.2fx %s" % (
-            name, r["batched"], r["loop"], r["speedup"],
-            " ".join("%s %.2f" % (x, r[x]) for x in (extra or {}))))
+        print("%-9s batched %7.2f  loop %7.2f  steps/s  -> %.2fx %s | %.2f GFLOP/step, loop at %.0f%% of matmul peak:"
+              " no batching can beat %.2fx" % (
+                  name, r["batched"], r["loop"], r["speedup"],
+                  " ".join("%s %.2f" % (x, r[x]) for x in (extra or {})), r["gflop_per_step"]["loop"],
+                  100 * r["gflops"]["loop"] / peak["peak"], r["max_speedup_at_matmul_peak"]))
 
     # BC (Eq. 6): one step updates all K members
     ens = EnsembleBC(GaussianActor(ensemble_size=k), BCConfig(alpha=0.0, lr=cfg.bc.lr))
@@ -265,8 +296,8 @@ def main() -> None:
                           "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                           "note": "2 cores shared with other engineers' jobs: see load averages"}
     results["dataset"] = {"transitions": len(as_transitions(ds)), "load_s": time.time() - t0}
-    for key in ("batched_vs_loop", "iql_vs_d3rlpy"):
-        results[key] = {} if args.threads else results.get(key, {})
+    for key in ("batched_vs_loop", "iql_vs_d3rlpy"):  # thread counts not measured now keep their earlier results
+        results[key] = results.get(key, {})
     def write() -> None:
         results["machine"]["load_avg_end"] = os.getloadavg()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +308,9 @@ def main() -> None:
         print("--- %d thread(s)" % n)
         results["batched_vs_loop"]["threads_%d" % n] = bench_batched_vs_loop(
             data, train.episode_ids, cfg, args.rounds, args.seconds)
+        results["batched_vs_loop"]["threads_%d" % n]["measured"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg": os.getloadavg(),
+            "cpu_affinity": sorted(os.sched_getaffinity(0))}
         try:
             results["iql_vs_d3rlpy"]["threads_%d" % n] = bench_d3rlpy(data, train, cfg, args.rounds, args.seconds)
         except ImportError as e:
