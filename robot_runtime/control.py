@@ -276,11 +276,12 @@ class Driver:
 
     def __init__(self, link_loop: LinkLoop, step: Callable[[], None], stats: LoopStats, rt_priority: int = 0,
                  switch_interval: float = 0.0002, policy_phase: float = 0.0008,
-                 prewarm: Optional[Callable[[], None]] = None, prewarm_lead: float = 0.0):
+                 prewarm: Optional[Callable[[], None]] = None, prewarm_lead: float = 0.0, gc_young_every: int = 0):
         self.loop, self.step, self.stats, self.rt_priority = link_loop, step, stats, rt_priority
         self.policy_phase = policy_phase  # policy deadlines this long after a link deadline: no overlap
         # cache warming: ``prewarm()`` runs ``prewarm_lead`` s before each policy deadline (its result unused)
         self.prewarm, self.prewarm_lead = prewarm, prewarm_lead
+        self.gc_young_every, self.gc_young_runs = int(gc_young_every), 0
         self.switch_interval, self._saved_switch = switch_interval, None
         self.clock = link_loop.clock
         self.lockstep_wall: Deque[float] = collections.deque(maxlen=1 << 17)  # wall s per lock-step period
@@ -311,7 +312,7 @@ class Driver:
 
     def _run(self) -> None:
         make_realtime_thread(max(0, self.rt_priority - 1), self.loop.cpus)
-        dt, deadline = C.POLICY_DT, self._t0 + self.policy_phase
+        dt, deadline, n = C.POLICY_DT, self._t0 + self.policy_phase, 0
         while self._running:
             if self.prewarm is not None and self.prewarm_lead > 0:
                 self.clock.sleep_until(deadline - self.prewarm_lead)
@@ -327,6 +328,10 @@ class Driver:
                 self._fail(e)
                 self._running = False
             self.stats.record(wake, deadline, time.perf_counter() - wake)
+            n += 1
+            if self.gc_young_every and n % self.gc_young_every == 0 and not gc.isenabled():
+                gc.collect(0)  # automatic GC is off in run_until: the young generation, here, right after a step
+                self.gc_young_runs += 1
             deadline += dt
             behind = time.perf_counter() - deadline
             if behind > dt:
@@ -351,8 +356,15 @@ class Driver:
         """Run (lock-step) or wait (real time) until ``done()``; False on timeout (wall s)."""
         if not self.clock.lockstep:  # a waiting thread holding the GIL must not be preempted (priority inversion)
             gc.freeze()  # objects made since (e.g. by a trainer between episodes) are not scanned in the loops
-            with inherited_priority(max(0, self.rt_priority - 3)):
-                return self._wait(done, timeout, on_idle, idle_every)
+            automatic = gc.isenabled() and self.gc_young_every > 0
+            if automatic:  # no collection at an arbitrary moment: the policy thread collects the young generation
+                gc.disable()
+            try:
+                with inherited_priority(max(0, self.rt_priority - 3)):
+                    return self._wait(done, timeout, on_idle, idle_every)
+            finally:
+                if automatic:
+                    gc.enable()
         make_realtime_thread(0)  # lock-step: 1 ns timer slack for the short polls waiting for each reply
         return self._wait(done, timeout, on_idle, idle_every)
 

@@ -377,7 +377,7 @@ class RuntimeSession:
         if self.driver is None:
             rt = self.cfg.runtime
             self.driver = Driver(self.loop, self.step, self.stats, rt.rt_priority, rt.switch_interval_s,
-                                 rt.policy_phase_s, self.prewarm, rt.prewarm_s).start()
+                                 rt.policy_phase_s, self.prewarm, rt.prewarm_s, rt.gc_young_every).start()
         return self
 
     def run_episode(self, policy=None, command_schedule: CommandSchedule = None, max_steps: Optional[int] = None,

@@ -145,6 +145,7 @@ class RuntimeConfig:
     policy_phase_s: float = 0.0008
     prewarm_s: float = 0.0004
     switch_interval_s: float = 0.0002
+    gc_young_every: int = 25
     lockstep_recv_timeout_s: float = 0.02
     status_hz: float = 5.0
     cpu_affinity: List[int] = field(default_factory=list)
@@ -163,6 +164,8 @@ class RuntimeConfig:
                              "0 <= prewarm_s <= policy_phase_s")
         if not (self.lockstep_recv_timeout_s > 0 and self.status_hz > 0 and 0 <= self.rt_priority <= 99):
             raise ValueError("need lockstep_recv_timeout_s > 0, status_hz > 0, rt_priority in 0-99")
+        if self.gc_young_every < 0:
+            raise ValueError("gc_young_every must be >= 0 (0: automatic garbage collection), got %r" % self.gc_young_every)
 
 
 @dataclass

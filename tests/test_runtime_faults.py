@@ -4,6 +4,7 @@ Each test states the robot command that results (damping within a stated time, o
 control), what the log holds and what the operator is told. Lock-step unless stated: there the
 clock is the simulator's, so times are exact; the simulator-killed and kill -9 tests run in real time.
 """
+import gc
 import json
 import os
 import resource
@@ -60,9 +61,12 @@ def session(tmp_path, robot, policy_path):
     robot.call("faults", **NO_FAULTS)
 
 
-def at(t_event, action, log, clock):
-    """Command schedule (vx 0.3) that runs ``action`` once at ``t_event`` s into the episode; logs clock.now()."""
+def at(t_event, action, log, clock, gc_seen=None):
+    """Command schedule (vx 0.3) that runs ``action`` once at ``t_event`` s into the episode; logs clock.now().
+    ``gc_seen``: a list that gets gc.isenabled() at every policy step."""
     def schedule(t):
+        if gc_seen is not None:
+            gc_seen.append(gc.isenabled())
         if t >= t_event and not log:
             log.append(clock.now())
             action()
@@ -154,10 +158,10 @@ def test_simulator_killed_mid_episode_realtime(tmp_path, policy_path):
     robot = realtime_sim(cfg, start_pose="standing")
     msgs = []
     s = build_session(cfg, OnnxPolicy.load(policy_path), robot=robot, on_message=msgs.append)
-    t_kill = []
+    t_kill, gc_seen = [], []
     try:
-        r = s.run_episode(command_schedule=at(1.0, lambda: robot.call("kill"), t_kill, s.clock), max_steps=500,
-                          timeout=30, reset_pose="standing")
+        r = s.run_episode(command_schedule=at(1.0, lambda: robot.call("kill"), t_kill, s.clock, gc_seen),
+                          max_steps=500, timeout=30, reset_pose="standing")
         loop = s.loop
         assert t_kill, "episode ended before the kill: %s %s; %s" % (r.reason, r.steps, msgs)
         s.driver.run_until(lambda: s.state == S.DAMPING, timeout=1.0)  # T265 may have cut the episode first
@@ -176,6 +180,9 @@ def test_simulator_killed_mid_episode_realtime(tmp_path, policy_path):
         assert any("SAFETY state_lost" in m for m in msgs)
         # cache warming in the real-time loop: the policy ran on its last input before each policy deadline
         assert s.cfg.runtime.prewarm_s > 0 and s.prewarms >= r.steps - 3
+        # no automatic garbage collection while the loops ran; the policy thread collected the young generation
+        assert gc_seen and not any(gc_seen) and gc.isenabled()
+        assert s.driver.gc_young_runs >= r.steps // s.cfg.runtime.gc_young_every - 1 >= 1
     finally:
         close_session(s)
         robot.close()
