@@ -1,9 +1,9 @@
 """Run the full pipeline (paper budgets by default) and publish its evidence.
 
 Runs (or resumes) ``go1o4 pipeline`` with ``online_finetune/configs/full.yaml`` (or ``--config`` / ``--set``
-overrides), then writes the table, learning curves and wall times to ``benchmarks/results/pipeline.json``,
-``online_finetune/RESULTS.md`` and two PNGs beside the JSON. ``--notes FILE`` appends a hand-written
-analysis section (what was run vs the paper's budgets, what the numbers show) to RESULTS.md.
+overrides), then writes the table, learning curves and wall times to ``benchmarks/results/pipeline_full.json``,
+``online_finetune/RESULTS_FULL.md`` and two PNGs beside the JSON. ``--notes FILE`` appends a hand-written
+analysis section (what was run vs the paper's budgets, what the numbers show) to that Markdown file.
 
     python benchmarks/run_pipeline_full.py --out runs/pipeline_full              # 3 seeds, 180k + 100k steps
     python benchmarks/run_pipeline_full.py --out runs/pipeline_mid --set online.total_steps=20000 ...
@@ -57,9 +57,9 @@ def main() -> int:
     p.add_argument("--config", default=str(ROOT / "online_finetune" / "configs" / "full.yaml"))
     p.add_argument("--out", default=str(ROOT / "runs" / "pipeline_full"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--notes", help="Markdown file appended to RESULTS.md (analysis, deviations from the paper)")
-    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
-    p.add_argument("--md", default=str(ROOT / "online_finetune" / "RESULTS.md"))
+    p.add_argument("--notes", help="Markdown file appended to the --md file (analysis, deviations from the paper)")
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "pipeline_full.json"))
+    p.add_argument("--md", default=str(ROOT / "online_finetune" / "RESULTS_FULL.md"))
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     cfg = load_config(PipelineConfig, a.config, a.overrides)
