@@ -77,8 +77,8 @@ class SdkLink:
             from unitree_legged_sdk import robot_interface as sdk
         except ImportError as e:
             raise ImportError("unitree_legged_sdk is missing (pip install '.[robot]'): %s" % e)
-        before = _socket_fds()
         self.robot_ip, self.robot_port, self.block_ms = robot_ip, robot_port, int(block_ms)
+        before = _socket_fds() if self.block_ms <= 0 else None  # to find the SDK's socket for select()
         if self.block_ms > 0:
             self.udp = sdk.UDP(int(local_port), robot_ip, int(robot_port), LOWCMD_SIZE, LOWSTATE_SIZE, False,
                                sdk.RecvEnum.blockTimeout)
@@ -87,7 +87,7 @@ class SdkLink:
             self.udp = sdk.UDP(0xFF, int(local_port), robot_ip, int(robot_port))
         self.cmd, self.state = sdk.LowCmd(), sdk.LowState()
         self.udp.InitCmdData(self.cmd)
-        self._wait_sock = _sdk_socket(before, int(local_port)) if self.block_ms <= 0 else None
+        self._wait_sock = _sdk_socket(before, int(local_port)) if before is not None else None
         self._motors = [self.cmd.motorCmd[i] for i in range(C.NUM_JOINTS)]  # SDK order
         self.sent = self.received = self.crc_failures = self.empty_polls = 0
         self.last_state: Optional[RobotState] = None
