@@ -91,10 +91,17 @@ def action_to_q_des(action, default_q=DEFAULT_Q):
     return a + default_q
 
 
+def clip12(x, lo, hi):
+    """np.clip(x, lo, hi) for the 12-joint arrays of the 500 Hz path, at a third of np.clip's call overhead.
+
+    NaN stays NaN (callers that must refuse NaN check for it)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def pd_torque(q_des, q, dq, kp=KP, kd=KD, dq_des=0.0, tau_ff=0.0):
     """Joint torque the Go1 motor applies: Kp (q_des - q) + Kd (dq_des - dq) + tau_ff, clipped to limits."""
     tau = kp * (q_des - q) + kd * (dq_des - dq) + tau_ff
-    return np.minimum(np.maximum(tau, -TORQUE_LIMIT), TORQUE_LIMIT)  # np.clip, at a third of the call overhead
+    return clip12(tau, -TORQUE_LIMIT, TORQUE_LIMIT)
 
 
 # ----------------------------------------------------------------------------- observation layout
