@@ -2,8 +2,9 @@
 
     L_pi = -E_D[ min(exp(beta * (Q(s, a) - V(s))), w_max) * log pi(a|s) ],  beta = 3, w_max = 100.
 
-The paper's real-robot IQL baseline (A.4.5). A single Gaussian actor of the same architecture; its best
-checkpoint is picked by the same AM-Q score as Uni-O4 (never by real returns).
+The paper's real-robot IQL baseline (A.4.5). A single Gaussian actor of the same architecture, trained from a
+random init; the best of its trained checkpoints (every ``iql.eval_every`` steps and the last) is picked by the
+same AM-Q score as Uni-O4 (never by real returns). The untrained init is scored for reference only.
 """
 from typing import Dict
 

@@ -314,16 +314,16 @@ class OfflineRun:
         st = self.states.get("improve", {})
         if "trainer" in st:
             awr.load_state_dict(st["trainer"])
-        best = {"score": float(st["best_score"]) if "best_score" in st else -np.inf,
-                "state": st.get("best_state", actor.state_dict())}
+        best = {"score": float(st["best_score"]) if "best_score" in st else -np.inf, "state": st.get("best_state")}
 
         def evaluate(n: int) -> None:
             s = self.score(actor)
             self.snapshot(n, actor, s)
-            ok = bool(acceptance(s, [best["score"]])[0])
+            # the AWR actor starts untrained (random init): step 0 is scored for reference, never selected
+            ok = n > 0 and bool(acceptance(s, [best["score"]])[0])
             if ok:
                 best.update(score=float(s[0]), state={k: v.clone() for k, v in actor.state_dict().items()})
-            self.log("improve", n, {"ope/score": s, "ope/accepted": [float(ok and n > 0)]})
+            self.log("improve", n, {"ope/score": s, "ope/accepted": [float(ok)]})
 
         def step_fn(step: int) -> Dict[str, float]:
             return awr.update(self.train.sample(cfg.iql.batch_size, g))
@@ -333,6 +333,10 @@ class OfflineRun:
         if awr.steps == 0:
             evaluate(0)
         self._loop("improve", cfg.iql.steps, awr.steps, step_fn, snap, {cfg.iql.eval_every: evaluate})
+        if cfg.iql.steps % cfg.iql.eval_every:
+            evaluate(cfg.iql.steps)  # the final actor is a candidate too
+        if best["state"] is None:  # no finite score beat -inf: keep the trained actor rather than the random one
+            best["state"] = actor.state_dict()
         actor.load_state_dict(best["state"])
         self.actor = GaussianActor.stack([actor] * cfg.bc.ensemble_size)  # keeps the checkpoint layout
         self.states["selection"] = {"member": 0, "best_score": torch.tensor([best["score"]]),
