@@ -13,7 +13,6 @@ and online trainers resume from their own checkpoints, so a re-run after a crash
 import copy
 import json
 import os
-import shutil
 import time
 from typing import Any, Dict, List, Optional
 
@@ -189,11 +188,10 @@ class Pipeline:
         if done_info(d):
             return d
         iql_dir = self.offline(seed, "iql")
-        if os.path.exists(d):  # stage-level restart
-            shutil.rmtree(d)
         ocfg = copy.deepcopy(self.cfg.online)
         ocfg.seed = seed
-        s = IQLOnline(ocfg, self.cfg.iql_online, iql_dir, self.load_dataset(), d, progress=self.progress).train()
+        s = IQLOnline(ocfg, self.cfg.iql_online, iql_dir, self.load_dataset(), d, progress=self.progress,
+                      say=self.say).train()  # resumes from its checkpoint and logs after a crash
         atomic_write_json(os.path.join(d, DONE), {"steps": s["steps"], "grad_steps": s["grad_steps"]})
         return d
 

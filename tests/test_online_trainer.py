@@ -5,6 +5,7 @@ real SDK over UDP on 127.0.0.1), kills it with SIGKILL while an update is in fli
 from the checkpoint and the episode logs that no logged step was lost and no update was applied twice.
 """
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -227,3 +228,90 @@ def test_one_trainer_per_run_directory(trainer, tmp_path):
 
     with pytest.raises(RunDirBusy, match="another trainer is running"):
         OnlineTrainer(tiny_config(), trainer.out, progress=False)
+
+
+# ----------------------------------------------------------------------------- the IQL online baseline
+IQL_CHILD = """
+import json, sys
+from data.dataset import TransitionDataset
+from go1o4.config import load_config
+from online_finetune.baselines import IQLOnline
+from online_finetune.config import IQLOnlineConfig, OnlineConfig
+iql_dir, ds, out, over = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+cfg = load_config(OnlineConfig, None, over)
+IQLOnline(cfg, IQLOnlineConfig(updates_per_step=0.1, batch_size=32), iql_dir, TransitionDataset.load(ds), out,
+          progress=False).train()
+"""
+
+
+def iql_like_dir(folder):
+    """An offline IQL run's files as IQLOnline reads them: config.yaml, checkpoint.pt (value), policy_actor.pt."""
+    from go1o4.config import save_config
+    from offline_finetune.config import OfflineConfig
+    from offline_finetune.value import IQLValue
+
+    torch.manual_seed(0)
+    os.makedirs(folder, exist_ok=True)
+    cfg = load_config(OfflineConfig, None, ["value.q_hidden=[64,64]", "value.v_hidden=[64,64]"])
+    save_config(cfg, os.path.join(folder, "config.yaml"))
+    torch.save({"modules": {"value": IQLValue(cfg.value).state_dict()}}, os.path.join(folder, "checkpoint.pt"))
+    torch.save(GaussianActor(init_std=0.4).state_dict(), os.path.join(folder, "policy_actor.pt"))
+    return folder
+
+
+def _iql_child(iql_dir, ds, out, total, stall):
+    over = ["total_steps=%d" % total, "episode_steps=80", "curve.episodes=0",
+            "robot.session_overrides=[runtime.settle_s=0.1]", "faults.stall_before_checkpoint_s=%g" % stall]
+    return subprocess.Popen([sys.executable, "-c", IQL_CHILD, iql_dir, ds, out, json.dumps(over)], cwd=REPO,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_iql_online_sigkill_then_resume_loses_no_step_and_repeats_no_gradient_step(tmp_path):
+    """IQL online on the simulated Go1: two episodes checkpointed, a third consumed and SIGKILLed before its
+    checkpoint; the restart trains on that third episode from its log, once, and carries on to the budget."""
+    from online_finetune.baselines import CHECKPOINT as IQL_CKPT
+    from online_finetune.rollouts import load_segment, read_ledger
+
+    iql_dir, ds, out = iql_like_dir(str(tmp_path / "iql")), str(tmp_path / "ds.h5"), str(tmp_path / "run")
+    small_dataset().save(ds)
+    first = _iql_child(iql_dir, ds, out, 150, 0)
+    assert first.wait(240) == 0, first.stdout.read()
+    before = torch.load(os.path.join(out, IQL_CKPT), weights_only=True)["state"]
+    assert before["consumed"] == episode_keys(os.path.join(out, "logs"))
+
+    proc, lines = _iql_child(iql_dir, ds, out, 400, 60), []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "IQL online exited early:\n" + "".join(lines)
+            lines.append(line)
+            if "stalling" in line:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = torch.load(os.path.join(out, IQL_CKPT), weights_only=True)["state"]
+    assert killed["consumed"] == before["consumed"] and killed["grad_steps"] == before["grad_steps"]
+    on_disk = episode_keys(os.path.join(out, "logs"))
+    assert len(on_disk) == len(before["consumed"]) + 1  # the episode trained on when the kill came
+
+    last = _iql_child(iql_dir, ds, out, 400, 0)
+    text = last.communicate(timeout=300)[0]
+    assert last.returncode == 0, text
+    assert "1 episode(s)" in text and "consumed first" in text
+    st = torch.load(os.path.join(out, IQL_CKPT), weights_only=True)["state"]
+    keys = episode_keys(os.path.join(out, "logs"))
+    assert st["consumed"] == keys and st["consumed"][:len(on_disk)] == on_disk and not st["skipped"]
+    assert st["steps"] == sum(load_episode(os.path.join(out, "logs", k)).num_steps for k in keys) >= 400
+    ledger, owed, grad = read_ledger(out), 0.0, 0  # gradient steps owed by exactly these episodes, each once
+    for k in keys:
+        owed += 0.1 * len(load_segment(os.path.join(out, "logs"), k, (ledger.get(k) or {}).get("final_obs"),
+                                       need_log_probs=False))
+        while owed >= 1.0:
+            owed, grad = owed - 1.0, grad + 1
+    assert st["grad_steps"] == grad > 0
+    assert os.path.exists(os.path.join(out, "policy.onnx"))
