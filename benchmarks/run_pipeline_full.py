@@ -42,6 +42,11 @@ def findings(results) -> list:
                        "%d of %d seed(s); largest early drop %.2f %% of the start." % (
                            LABELS[m], 100 * DIP_TOLERANCE, EARLY_STEPS, len(dropped), len(known),
                            max(d["drop_pct"] for d in known)))
+    for m, per_seed in results.get("training_falls", {}).items():
+        eps, falls = sum(n["episodes"] for n in per_seed.values()), sum(n["falls"] for n in per_seed.values())
+        if eps:
+            out.append("%s: %d falls in %d online training episodes (%s per seed)." % (
+                LABELS[m], falls, eps, ", ".join(str(per_seed[s]["falls"]) for s in sorted(per_seed))))
     for a, b in (("uni_o4_online", "uni_o4_offline"), ("uni_o4_offline", "pretrained"), ("iql_online", "iql_offline"),
                  ("ppo_online", "pretrained")):
         if t.get(a, {}).get("return_all") and t.get(b, {}).get("return_all"):

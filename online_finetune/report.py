@@ -46,9 +46,24 @@ def early_dip(curve: List[Dict[str, Any]], key: str = "return") -> Dict[str, Any
             "dropped": bool(pct > 100.0 * DIP_TOLERANCE)}
 
 
+def training_falls(run_dir: str) -> Dict[str, int]:
+    """Episodes, falls and robot steps of an online run's training episodes (stochastic policy), from their logs."""
+    from data.reader import read_status
+    from online_finetune.rollouts import episode_keys
+
+    root, n = os.path.join(run_dir, "logs"), {"episodes": 0, "falls": 0, "steps": 0}
+    for key in episode_keys(root):
+        doc, _ = read_status(os.path.join(root, key))
+        doc = doc or {}
+        n["episodes"] += 1
+        n["falls"] += int(doc.get("reason") == "fall")
+        n["steps"] += int(doc.get("steps") or 0)
+    return n
+
+
 def collect_results(out: str, cfg, timings: Dict[str, float]) -> Dict[str, Any]:
     seeds, speeds = list(cfg.seeds), ["%.2f" % v for v in cfg.eval.speeds]
-    table, curves, dips = {}, {}, {}
+    table, curves, dips, falls = {}, {}, {}, {}
     for m in cfg.methods:
         rows: Dict[str, List[float]] = {}
         for s in seeds:
@@ -64,11 +79,12 @@ def collect_results(out: str, cfg, timings: Dict[str, float]) -> Dict[str, Any]:
         if m in ONLINE:
             curves[m] = {str(s): curve_of(os.path.join(out, "seed_%d" % s), m) for s in seeds}
             dips[m] = {str(s): early_dip(c) for s, c in curves[m].items()}
+            falls[m] = {str(s): training_falls(os.path.join(out, "seed_%d" % s, m)) for s in seeds}
     return {"methods": list(cfg.methods), "seeds": seeds, "speeds": [float(v) for v in cfg.eval.speeds],
             "eval": {"episodes": cfg.eval.episodes, "episode_steps": cfg.eval.episode_steps},
             "budgets": {"collect_steps": cfg.collect.steps, "online_steps": cfg.online.total_steps},
             "dataset": _load(os.path.join(out, "data", "done.json")), "table": table, "curves": curves,
-            "early_dip": dips, "timings_s": timings}
+            "early_dip": dips, "training_falls": falls, "timings_s": timings}
 
 
 def _fmt(ms: Dict[str, Any], digits: int = 3) -> str:
@@ -162,6 +178,11 @@ def markdown(results: Dict[str, Any]) -> str:
             if d and d["min_early"] is not None:
                 lines.append("| %s | %s | %.3f | %.3f | %.2f | %s |" % (m, s, d["start"], d["min_early"], d["drop_pct"],
                                                                        d["dropped"]))
+    lines += ["", "Falls while training online (stochastic policy; the safety layer takes over and the scripted resetter "
+              "stands the robot up):", "", "| method | seed | training episodes | falls | robot steps |", "|---|---|---|---|---|"]
+    for m, per_seed in results.get("training_falls", {}).items():
+        for s, n in sorted(per_seed.items()):
+            lines.append("| %s | %s | %d | %d | %d |" % (m, s, n["episodes"], n["falls"], n["steps"]))
     lines += ["", "![results](results.png)", "", "## Wall times (s)", "", "| stage | s |", "|---|---|"]
     for k, v in sorted(results["timings_s"].items()):
         lines.append("| %s | %.0f |" % (k, v))

@@ -54,6 +54,11 @@ def test_tiny_pipeline_end_to_end_then_rerun_skips_finished_stages(tmp_path, cap
         assert 0.0 <= t["fall_all"]["mean"] <= 1.0
     assert set(res["curves"]) == {"uni_o4_online", "ppo_online", "iql_online"}
     assert all(len(c["0"]) >= 2 and c["0"][0]["steps"] == 0 for c in res["curves"].values())
+    for m, per_seed in res["training_falls"].items():  # counted from the training episodes' logs
+        n = per_seed["0"]
+        assert n["episodes"] == len(episode_keys(os.path.join(out, "seed_0", m, "logs"))) >= 1, m
+        assert 0 <= n["falls"] <= n["episodes"] and n["steps"] >= 200, m
+    assert "Falls while training online" in text
 
     data = json.load(open(os.path.join(out, "data", "done.json")))
     assert data["steps"] >= 300 and data["transitions"] > 250
