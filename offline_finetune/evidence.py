@@ -193,11 +193,13 @@ class Evaluator:
         from online_finetune.evaluate import evaluate
 
         target = os.path.join(self.dir, name + ".json")
-        if os.path.exists(target):
-            with open(target) as f:
-                return json.load(f)
         policy = load_checked_policy(path)
         key = "%s/%d/%d/%g" % (policy.sha256, ecfg.episodes, ecfg.episode_steps, std_scale)
+        if os.path.exists(target):
+            with open(target) as f:
+                doc = json.load(f)
+            if doc.get("cache_key") == key:
+                return doc  # a re-trained policy under the same name (other file hash) is evaluated again
         if key in self.cache:
             ev = dict(self.cache[key], same_as=self.cache[key]["name"])
         else:

@@ -150,3 +150,36 @@ def test_reuse_critics_only_from_a_matching_run(tiny_data, tmp_path):
     for k, v in ckpt_a["value"]["q"].items():
         assert torch.equal(v, ckpt_b["value"]["q"][k])
     assert summary["selected_member"] is not None and (tmp_path / "b" / "policy.onnx").exists()
+
+
+def test_evaluator_re_evaluates_a_retrained_policy_under_the_same_name(tmp_path):
+    """eval/<name>.json is reused only for the same ONNX file (hash): a re-trained run's policy is evaluated again
+    on the simulated Go1, and the second call for the unchanged file is served from the cache."""
+    import json
+    import os
+
+    import torch
+
+    from go1o4.rl.export import export_onnx
+    from go1o4.rl.networks import GaussianActor
+    from offline_finetune.evidence import Evaluator
+    from online_finetune.config import EvalConfig
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "policy.onnx")
+    export_onnx(GaussianActor(), path)
+    cfg = load_config(EvidenceConfig, None, ["robot.session_overrides=[runtime.settle_s=0.1]"])
+    ecfg = EvalConfig(speeds=[0.5], episodes=1, episode_steps=30, warmup_steps=5)
+    os.makedirs(str(tmp_path / "out" / "eval"))
+    stale = {"name": "iql_seed_2", "cache_key": "sha-of-an-older-file/1/30/0", "all": {"return": 123.0}}
+    with open(str(tmp_path / "out" / "eval" / "iql_seed_2.json"), "w") as f:
+        json.dump(stale, f)
+    ev = Evaluator(cfg, str(tmp_path / "out"), progress=False)
+    try:
+        first = ev("iql_seed_2", path, ecfg)
+        assert ev.runner is not None and first["cache_key"] != stale["cache_key"]
+        assert first["all"]["return"] != 123.0 and np.isfinite(first["all"]["return"])
+    finally:
+        ev.close()
+    again = Evaluator(cfg, str(tmp_path / "out"), progress=False)
+    assert again("iql_seed_2", path, ecfg) == first and again.runner is None
