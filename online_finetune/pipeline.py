@@ -53,6 +53,17 @@ def policy_paths(seed_dir: str, pretrained: str) -> Dict[str, str]:
             "ppo_online": os.path.join(seed_dir, "ppo_online", "policy.onnx")}
 
 
+def _eval_current(path: str, policy_path: str) -> bool:
+    """An evaluation file exists for this very policy file (a re-trained stage's policy is evaluated again)."""
+    from go1o4.policy_contract import file_sha256
+
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        sha = json.load(f).get("policy_sha256")
+    return sha is None or (os.path.exists(policy_path) and sha == file_sha256(policy_path))  # None: older files
+
+
 class Pipeline:
     def __init__(self, cfg: PipelineConfig, out_dir: str, progress: bool = True, say=print):
         cfg.validate()
@@ -200,13 +211,13 @@ class Pipeline:
         d = os.path.join(self.out, "seed_%d" % seed, "eval")
         os.makedirs(d, exist_ok=True)
         paths, out = policy_paths(os.path.join(self.out, "seed_%d" % seed), self.pretrained), {}
-        todo = [m for m in self.cfg.methods if not os.path.exists(os.path.join(d, m + ".json"))]
+        todo = [m for m in self.cfg.methods if not _eval_current(os.path.join(d, m + ".json"), paths[m])]
         if todo:
             with RobotRunner(self.cfg.online.robot, None, seed=20_000 + seed) as robot:
                 for m in todo:
                     policy = load_checked_policy(paths[m])
                     ev = evaluate(robot, policy, e.speeds, e.episodes, e.episode_steps, e.warmup_steps)
-                    ev["policy"] = paths[m]
+                    ev["policy"], ev["policy_sha256"] = paths[m], policy.sha256
                     atomic_write_json(os.path.join(d, m + ".json"), ev)
                     self.say("eval seed %d %-15s return %.3f tracking error %.3f falls %.2f"
                              % (seed, m, ev["all"]["return"], ev["all"]["tracking_error"], ev["all"]["fall"]))

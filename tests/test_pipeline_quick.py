@@ -92,3 +92,18 @@ def test_online_cli_needs_a_dataset_to_start(tmp_path, capsys):
     assert "--dataset" in capsys.readouterr().err
     assert main(["online", "--out", str(tmp_path / "o"), "--dataset", str(tmp_path / "missing.h5")]) == 2
     assert "missing.h5 not found" in capsys.readouterr().err
+
+
+def test_an_evaluation_is_reused_only_for_the_same_policy_file(tmp_path):
+    from go1o4.policy_contract import file_sha256
+    from online_finetune.pipeline import _eval_current
+
+    policy, ev = tmp_path / "policy.onnx", tmp_path / "iql_offline.json"
+    policy.write_bytes(b"first training")
+    assert not _eval_current(str(ev), str(policy))  # never evaluated
+    ev.write_text(json.dumps({"policy_sha256": file_sha256(str(policy))}))
+    assert _eval_current(str(ev), str(policy))
+    policy.write_bytes(b"the stage was trained again")
+    assert not _eval_current(str(ev), str(policy))
+    ev.write_text(json.dumps({"policy": str(policy)}))  # written before evaluations recorded the hash
+    assert _eval_current(str(ev), str(policy))
