@@ -48,16 +48,23 @@ def early_dip(curve: List[Dict[str, Any]], key: str = "return") -> Dict[str, Any
 
 def training_falls(run_dir: str) -> Dict[str, int]:
     """Episodes, falls and robot steps of an online run's training episodes (stochastic policy), from their logs."""
-    from data.reader import read_status
+    from data.log_format import LogReadError
+    from data.reader import load_episode, read_status
     from online_finetune.rollouts import episode_keys
 
-    root, n = os.path.join(run_dir, "logs"), {"episodes": 0, "falls": 0, "steps": 0}
+    root, n = os.path.join(run_dir, "logs"), {"episodes": 0, "falls": 0, "steps": 0, "cut_by_crash": 0}
     for key in episode_keys(root):
-        doc, _ = read_status(os.path.join(root, key))
-        doc = doc or {}
+        doc = read_status(os.path.join(root, key))[0] or {}
         n["episodes"] += 1
         n["falls"] += int(doc.get("reason") == "fall")
-        n["steps"] += int(doc.get("steps") or 0)
+        if doc.get("status") == "complete":
+            n["steps"] += int(doc.get("steps") or 0)
+        else:  # the process died mid-episode: its status still says "open"; the steps are in the log
+            n["cut_by_crash"] += 1
+            try:
+                n["steps"] += load_episode(os.path.join(root, key)).num_steps
+            except (LogReadError, ValueError):
+                pass
     return n
 
 
@@ -179,10 +186,12 @@ def markdown(results: Dict[str, Any]) -> str:
                 lines.append("| %s | %s | %.3f | %.3f | %.2f | %s |" % (m, s, d["start"], d["min_early"], d["drop_pct"],
                                                                        d["dropped"]))
     lines += ["", "Falls while training online (stochastic policy; the safety layer takes over and the scripted resetter "
-              "stands the robot up):", "", "| method | seed | training episodes | falls | robot steps |", "|---|---|---|---|---|"]
+              "stands the robot up):", "", "| method | seed | training episodes | falls | robot steps | episodes cut by a restart |",
+              "|---|---|---|---|---|---|"]
     for m, per_seed in results.get("training_falls", {}).items():
         for s, n in sorted(per_seed.items()):
-            lines.append("| %s | %s | %d | %d | %d |" % (m, s, n["episodes"], n["falls"], n["steps"]))
+            lines.append("| %s | %s | %d | %d | %d | %d |" % (m, s, n["episodes"], n["falls"], n["steps"],
+                                                               n.get("cut_by_crash", 0)))
     lines += ["", "![results](results.png)", "", "## Wall times (s)", "", "| stage | s |", "|---|---|"]
     for k, v in sorted(results["timings_s"].items()):
         lines.append("| %s | %.0f |" % (k, v))
