@@ -52,7 +52,8 @@ def training_falls(run_dir: str) -> Dict[str, int]:
     from data.reader import load_episode, read_status
     from online_finetune.rollouts import episode_keys
 
-    root, n = os.path.join(run_dir, "logs"), {"episodes": 0, "falls": 0, "steps": 0, "cut_by_crash": 0}
+    root = os.path.join(run_dir, "logs")
+    n: Dict[str, Any] = {"episodes": 0, "falls": 0, "steps": 0, "cut_by_crash": 0, "cumulative": []}
     for key in episode_keys(root):
         doc = read_status(os.path.join(root, key))[0] or {}
         n["episodes"] += 1
@@ -65,6 +66,7 @@ def training_falls(run_dir: str) -> Dict[str, int]:
                 n["steps"] += load_episode(os.path.join(root, key)).num_steps
             except (LogReadError, ValueError):
                 pass
+        n["cumulative"].append([n["steps"], n["falls"]])  # (robot steps so far, falls so far) after each episode
     return n
 
 
@@ -105,19 +107,24 @@ def plot_curves(out: str, results: Dict[str, Any]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colors = {"uni_o4_online": "C0", "ppo_online": "C1", "iql_online": "C2"}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for m, per_seed in results.get("training_falls", {}).items():
+        for _s, n in sorted(per_seed.items()):
+            xy = np.asarray([[0, 0]] + n.get("cumulative", []), dtype=float)
+            axes[2].step(xy[:, 0], xy[:, 1], where="post", color=colors[m], alpha=0.8)
     for m, per_seed in results["curves"].items():
-        for key, ax in zip(("return", "tracking_error", "fall"), axes):
+        for key, ax in zip(("return", "tracking_error"), axes):
             for i, (_s, curve) in enumerate(sorted(per_seed.items())):
                 if not curve:
                     continue
                 x = [c["steps"] for c in curve]
                 y = [c["all"][key] for c in curve]
-                line, = ax.plot(x, y, marker="o", ms=3, label=LABELS[m] if i == 0 else None,
-                                color={"uni_o4_online": "C0", "ppo_online": "C1", "iql_online": "C2"}[m],
+                line, = ax.plot(x, y, marker="o", ms=3, label=LABELS[m] if i == 0 else None, color=colors[m],
                                 alpha=0.8)
                 ax.axhline(y[0], color=line.get_color(), lw=0.6, ls=":")
-    for ax, t in zip(axes, ("return (deterministic eval)", "tracking error |v - c| (m/s)", "fall rate")):
+    for ax, t in zip(axes, ("return (deterministic eval)", "tracking error |v - c| (m/s) (deterministic eval)",
+                            "falls while training (stochastic policy), cumulative")):
         ax.axvline(EARLY_STEPS, color="grey", lw=0.8, ls="--")
         ax.set_xlabel("online robot steps")
         ax.set_title(t)
