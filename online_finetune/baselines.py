@@ -28,19 +28,11 @@ from go1o4.rl.networks import GaussianActor
 from offline_finetune.config import OfflineConfig
 from offline_finetune.iql import AWR
 from offline_finetune.value import IQLValue
-from online_finetune.collector import RobotRunner, exploration, sample_command
+from online_finetune.collector import RobotRunner, collect_logged_episode
 from online_finetune.config import IQLOnlineConfig, OnlineConfig
 from online_finetune.evaluate import evaluate
-from online_finetune.rollouts import (
-    Segment,
-    append_ledger,
-    episode_keys,
-    episode_stats,
-    load_segment,
-    read_ledger,
-    transitions,
-)
-from online_finetune.runfiles import atomic_torch_save, lock_dir, wait_closed
+from online_finetune.rollouts import Segment, episode_stats, load_segment, read_ledger, transitions, unconsumed_segments
+from online_finetune.runfiles import atomic_torch_save, lock_dir
 
 REPLAY_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 CHECKPOINT = "checkpoint.pt"
@@ -135,37 +127,29 @@ class IQLOnline:
             raise ValueError("%s cannot be resumed (%s: %s); delete the folder to start over"
                              % (self.checkpoint_path, type(e).__name__, str(e)[:300]))
         self.state = dict(ck["state"])
+        from data.log_format import LogReadError
+
         ledger = read_ledger(self.out)
         for key in self.state["consumed"]:  # the buffer as it was: offline data + every consumed episode, in order
-            seg = self._segment(key, ledger)
-            if seg is None:
-                raise ValueError("%s: consumed episode %s can no longer be read from %s"
-                                 % (self.checkpoint_path, key, self.log_root))
+            try:
+                seg = load_segment(self.log_root, key, (ledger.get(key) or {}).get("final_obs"), need_log_probs=False)
+            except (LogReadError, ValueError) as e:
+                seg = e
+            if not isinstance(seg, Segment):
+                raise ValueError("%s: consumed episode %s can no longer be read from %s (%s)"
+                                 % (self.checkpoint_path, key, self.log_root, seg or "nothing usable"))
             self.buffer.add(transitions([seg]))
         self.buffer.set_rng_state(ck["buffer_rng"])
         self.say("iql online: resumed at %d steps (%d gradient steps)" % (self.state["steps"], self.state["grad_steps"]))
 
     def _load_pending(self) -> None:
         """Every logged episode not consumed yet (incl. one cut by a crash) is trained on first."""
-        ledger, done = read_ledger(self.out), set(self.state["consumed"]) | set(self.state["skipped"])
-        for key in episode_keys(self.log_root):
-            if key not in done:
-                seg = self._segment(key, ledger)
-                if seg is None:
-                    self.state["skipped"] = self.state["skipped"] + [key]
-                else:
-                    self.pending.append(seg)
+        done = set(self.state["consumed"]) | set(self.state["skipped"])
+        self.pending, skipped = unconsumed_segments(self.log_root, self.out, done, need_log_probs=False, say=self.say)
+        self.state["skipped"] = self.state["skipped"] + skipped
         if self.pending:
             self.say("iql online: %d episode(s) (%d steps) logged before the restart are consumed first"
                      % (len(self.pending), sum(s.logged_steps for s in self.pending)))
-
-    def _segment(self, key: str, ledger: Dict[str, Dict[str, Any]]) -> Optional[Segment]:
-        from data.log_format import LogReadError
-        try:
-            return load_segment(self.log_root, key, (ledger.get(key) or {}).get("final_obs"), need_log_probs=False)
-        except (LogReadError, ValueError) as e:
-            self.say("iql online: skipping unreadable episode %s: %s" % (key, e))
-            return None
 
     # ------------------------------------------------------------------ loop
     def _export(self) -> None:
@@ -184,21 +168,12 @@ class IQLOnline:
 
     def _collect(self) -> Optional[Segment]:
         """One training episode with the running policy; read back from its log like after a crash."""
-        o, st = self.online, self.state
+        st = self.state
         index = len(st["consumed"]) + len(st["skipped"])
-        rng = np.random.default_rng([o.seed, index])
-        cmd = sample_command(o.commands, rng)
-        expl = exploration(self.actor.log_std.detach().numpy(), seed=int(rng.integers(2 ** 31)))
-        res = self.runner.episode(cmd, o.episode_steps, exploration=expl, meta={"iql_online": index})
-        if not res.log_path or not wait_closed(res.log_path):
-            raise RuntimeError("the runtime did not log or close the episode (%s)" % self.runner.log_error)
-        key = os.path.relpath(res.log_path, self.log_root).replace(os.sep, "/")
-        final = None if res.final_policy_input is None else [float(x) for x in res.final_policy_input]
-        append_ledger(self.out, {"key": key, "steps": res.steps, "end": res.end, "reason": res.reason,
-                                 "final_obs": final})
-        seg = self._segment(key, {key: {"final_obs": final}})
+        key, steps, seg = collect_logged_episode(self.runner, self.online, index, self.actor.log_std.detach().numpy(),
+                                                 self.out, meta={"iql_online": index}, need_log_probs=False)
         if seg is None:  # nothing usable (e.g. NaN from the first step): the robot time still counts
-            st["skipped"], st["steps"] = st["skipped"] + [key], st["steps"] + int(res.steps)
+            st["skipped"], st["steps"] = st["skipped"] + [key], st["steps"] + steps
             self.save()
         return seg
 

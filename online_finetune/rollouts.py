@@ -116,6 +116,27 @@ def episode_keys(root: str) -> List[str]:
     return out
 
 
+def unconsumed_segments(log_root: str, run_dir: str, done, need_log_probs: bool = True, say=print):
+    """Every logged episode under ``log_root`` whose key is not in ``done`` (incl. one cut by a crash), read back
+    with its ledger's final state: (segments in collection order, keys with nothing usable or an unreadable log)."""
+    from data.log_format import LogReadError
+
+    ledger, segments, skipped = read_ledger(run_dir), [], []
+    for key in episode_keys(log_root):
+        if key in done:
+            continue
+        try:
+            seg = load_segment(log_root, key, (ledger.get(key) or {}).get("final_obs"), need_log_probs)
+        except (LogReadError, ValueError) as e:
+            say("online: skipping unreadable episode %s: %s" % (key, e))
+            seg = None
+        if seg is None:
+            skipped.append(key)
+        else:
+            segments.append(seg)
+    return segments, skipped
+
+
 # ----------------------------------------------------------------------------- the ledger
 def append_ledger(run_dir: str, doc: Dict[str, Any]) -> None:
     """One JSON line per finished episode (fsync'd): its key, end, steps and final state."""

@@ -30,19 +30,11 @@ from go1o4.rl.export import export_onnx
 from go1o4.rl.ppo import PPO
 from go1o4.rl.storage import RolloutStorage
 from online_finetune import models
-from online_finetune.collector import RobotRunner, exploration, sample_command
+from online_finetune.collector import RobotRunner, collect_logged_episode
 from online_finetune.config import OnlineConfig
 from online_finetune.evaluate import evaluate
-from online_finetune.rollouts import (
-    Segment,
-    append_ledger,
-    episode_keys,
-    episode_stats,
-    load_segment,
-    ppo_batch,
-    read_ledger,
-)
-from online_finetune.runfiles import atomic_torch_save, lock_dir, wait_closed
+from online_finetune.rollouts import Segment, episode_stats, ppo_batch, unconsumed_segments
+from online_finetune.runfiles import atomic_torch_save, lock_dir
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "go1o4.online_checkpoint"
@@ -189,23 +181,9 @@ class OnlineTrainer:
     # ------------------------------------------------------------------ data
     def _load_pending(self) -> None:
         """Every logged episode no update consumed yet (incl. a crashed one) goes into the next update."""
-        from data.log_format import LogReadError
-
         done = set(self.state["consumed"]) | set(self.state["skipped"])
-        ledger = read_ledger(self.out)
-        self.pending = []
-        for key in episode_keys(self.log_root):
-            if key in done:
-                continue
-            try:
-                seg = load_segment(self.log_root, key, (ledger.get(key) or {}).get("final_obs"))
-            except (LogReadError, ValueError) as e:
-                self.say("online: skipping unreadable episode %s: %s" % (key, e))
-                seg = None
-            if seg is None:
-                self.state["skipped"].append(key)
-            else:
-                self.pending.append(seg)
+        self.pending, skipped = unconsumed_segments(self.log_root, self.out, done, say=self.say)
+        self.state["skipped"] += skipped
         if self.pending:
             self.say("online: %d episodes (%d steps) collected before the restart go into the next update"
                      % (len(self.pending), sum(s.logged_steps for s in self.pending)))
@@ -216,22 +194,11 @@ class OnlineTrainer:
 
     def collect_one(self) -> Optional[Segment]:
         """One training episode with the running policy; read back from its log like after a crash."""
-        cfg = self.cfg
         index = len(self.state["consumed"]) + len(self.state["skipped"]) + len(self.pending)
-        rng = np.random.default_rng([cfg.seed, index])
-        command = sample_command(cfg.commands, rng)
-        expl = exploration(self.actor.log_std.detach().numpy(), seed=int(rng.integers(2 ** 31)))
-        meta = {"online_update": self.state["update"], "policy": self.state["policy"], "command": command}
-        res = self.runner.episode(command, cfg.episode_steps, exploration=expl, meta=meta)
-        if not res.log_path:
-            raise RuntimeError("the runtime did not log the episode (%s)" % self.runner.log_error)
-        if not wait_closed(res.log_path):
-            raise RuntimeError("the runtime's logger did not close %s" % res.log_path)
-        key = os.path.relpath(res.log_path, self.log_root).replace(os.sep, "/")
-        final = None if res.final_policy_input is None else [float(x) for x in res.final_policy_input]
-        append_ledger(self.out, {"key": key, "steps": res.steps, "end": res.end, "reason": res.reason,
-                                 "update": self.state["update"], "command": command, "final_obs": final})
-        seg = load_segment(self.log_root, key, final)
+        key, _, seg = collect_logged_episode(
+            self.runner, self.cfg, index, self.actor.log_std.detach().numpy(), self.out,
+            meta={"online_update": self.state["update"], "policy": self.state["policy"]},
+            ledger={"update": self.state["update"]})
         if seg is None:
             self.state["skipped"].append(key)
         else:
