@@ -166,6 +166,18 @@ def _wait_gone(marker, timeout=10.0):
     return True
 
 
+def _read_until(proc, marker, who, timeout=240.0):
+    """Read the child's output until a line contains ``marker`` (it is then stalled before its checkpoint)."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, "%s exited early:\n%s" % (who, "".join(lines))
+        lines.append(line)
+        if marker in line:
+            return lines
+    pytest.fail("%r not seen within %.0f s:\n%s" % (marker, timeout, "".join(lines)))
+
+
 def _spawn(args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "go1o4.cli", "online", "--no-progress"] + args, cwd=REPO, env=env,
@@ -181,16 +193,8 @@ def test_sigkill_mid_update_then_resume_loses_no_step_and_repeats_no_update(tmp_
               "--set", "minibatch_size=50", "--set", "ppo.epochs=2", "--set", "curve.episodes=0",
               "--set", "robot.session_overrides=[runtime.settle_s=0.1]"]
     proc = _spawn(common + ["--offline", off, "--dataset", ds_path, "--set", "faults.stall_before_checkpoint_s=60"])
-    lines, deadline = [], time.monotonic() + 240
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, "trainer exited early:\n" + "".join(lines)
-            lines.append(line)
-            if "update 1 done, stalling" in line:
-                break
-        else:
-            pytest.fail("no update within 240 s:\n" + "".join(lines))
+        _read_until(proc, "update 1 done, stalling", "trainer")
         on_disk = episode_keys(os.path.join(out, "logs"))
         assert _alive("GO1O4_T265_%d_" % proc.pid)
         os.kill(proc.pid, signal.SIGKILL)  # the simulated Go1 child dies with it (PR_SET_PDEATHSIG)
@@ -280,15 +284,9 @@ def test_iql_online_sigkill_then_resume_loses_no_step_and_repeats_no_gradient_st
     before = torch.load(os.path.join(out, IQL_CKPT), weights_only=True)["state"]
     assert before["consumed"] == episode_keys(os.path.join(out, "logs"))
 
-    proc, lines = _iql_child(iql_dir, ds, out, 400, 60), []
+    proc = _iql_child(iql_dir, ds, out, 400, 60)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, "IQL online exited early:\n" + "".join(lines)
-            lines.append(line)
-            if "stalling" in line:
-                break
+        _read_until(proc, "stalling", "IQL online")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
