@@ -23,10 +23,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data.dataset import BuildConfig, TransitionDataset, build_dataset  # noqa: E402
-from data.import_uni_o4 import find_uni_o4_files, import_uni_o4, iter_uni_o4_episodes  # noqa: E402
-from data.reader import open_dataset  # noqa: E402
-from data.writer import SessionWriter  # noqa: E402
+from go1o4.data.dataset import BuildConfig, TransitionDataset, build_dataset  # noqa: E402
+from go1o4.data.import_uni_o4 import find_uni_o4_files, import_uni_o4, iter_uni_o4_episodes  # noqa: E402
+from go1o4.data.reader import open_dataset  # noqa: E402
+from go1o4.data.writer import SessionWriter  # noqa: E402
 
 DEFAULT_LOGS = REPO.parent / "shared" / "data" / "uni_o4_go1_mattress_2023_08"
 TARGET_S = 30.0

@@ -21,8 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.sim_pretrain.env import EnvConfig, Go1VecEnv  # noqa: E402
+
 from go1o4.config import load_config  # noqa: E402
-from sim_pretrain.env import EnvConfig, Go1VecEnv  # noqa: E402
 
 TARGET_RATIO = 0.5
 

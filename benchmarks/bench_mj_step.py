@@ -18,9 +18,10 @@ import mujoco
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from go1o4.sim_pretrain.model import TerrainConfig, go1_mjcf  # noqa: E402
+from go1o4.sim_pretrain.physics import Go1Physics  # noqa: E402
+
 from go1o4 import contract  # noqa: E402
-from sim_pretrain.model import TerrainConfig, go1_mjcf  # noqa: E402
-from sim_pretrain.physics import Go1Physics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

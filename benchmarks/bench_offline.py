@@ -20,23 +20,23 @@ import time
 from pathlib import Path
 from typing import Callable, Dict
 
+import go1o4.offline_finetune.report  # noqa: F401
 import numpy as np
 import torch
+from go1o4.offline_finetune.bc import EnsembleBC
+from go1o4.offline_finetune.config import BCConfig, DynamicsConfig, IQLPolicyConfig, OfflineConfig
+from go1o4.offline_finetune.dataset import TorchData, as_transitions, load_dataset, split_transitions
+from go1o4.offline_finetune.dynamics import DynamicsTrainer, EnsembleDynamics
+from go1o4.offline_finetune.iql import AWR
+from go1o4.offline_finetune.ope import am_q, start_states
+from go1o4.offline_finetune.train import OfflineRun
+from go1o4.offline_finetune.uni_o4 import MultiStepPPO
+from go1o4.offline_finetune.value import IQLValue, polyak_update, q_target
 
 import go1o4.rl.export  # noqa: F401 - all the long run needs is imported before it starts
-import offline_finetune.report  # noqa: F401
 from go1o4.config import load_config
 from go1o4.rl.losses import expectile_loss
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.bc import EnsembleBC
-from offline_finetune.config import BCConfig, DynamicsConfig, IQLPolicyConfig, OfflineConfig
-from offline_finetune.dataset import TorchData, as_transitions, load_dataset, split_transitions
-from offline_finetune.dynamics import DynamicsTrainer, EnsembleDynamics
-from offline_finetune.iql import AWR
-from offline_finetune.ope import am_q, start_states
-from offline_finetune.train import OfflineRun
-from offline_finetune.uni_o4 import MultiStepPPO
-from offline_finetune.value import IQLValue, polyak_update, q_target
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "offline.json"

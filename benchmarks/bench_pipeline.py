@@ -28,15 +28,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.online_finetune.collector import RobotRunner, exploration  # noqa: E402
+from go1o4.online_finetune.config import OnlineConfig, RobotConfig  # noqa: E402
+from go1o4.online_finetune.rollouts import episode_keys, load_segment, make_segment, ppo_batch  # noqa: E402
+from go1o4.online_finetune.runfiles import atomic_torch_save  # noqa: E402
+from go1o4.online_finetune.trainer import fill_storage  # noqa: E402
+
 from go1o4 import contract as C  # noqa: E402
 from go1o4.rl.export import export_onnx  # noqa: E402
 from go1o4.rl.networks import Critic, GaussianActor  # noqa: E402
 from go1o4.rl.ppo import PPO  # noqa: E402
-from online_finetune.collector import RobotRunner, exploration  # noqa: E402
-from online_finetune.config import OnlineConfig, RobotConfig  # noqa: E402
-from online_finetune.rollouts import episode_keys, load_segment, make_segment, ppo_batch  # noqa: E402
-from online_finetune.runfiles import atomic_torch_save  # noqa: E402
-from online_finetune.trainer import fill_storage  # noqa: E402
 
 
 def collection(policy: str, episodes: int, steps: int, tmp: str) -> dict:

@@ -32,12 +32,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.log_format import to_jsonable  # noqa: E402
+from go1o4.data.log_format import to_jsonable  # noqa: E402
+from go1o4.robot_runtime.clock import inherited_priority, percentiles_ms  # noqa: E402
+from go1o4.robot_runtime.policy import OnnxPolicy  # noqa: E402
+from go1o4.robot_runtime.session_cli import build_session, session_summary, start_simulated_robot  # noqa: E402
+from go1o4.robot_runtime.session_config import load_session_config  # noqa: E402
+
 from go1o4 import contract as C  # noqa: E402
-from robot_runtime.clock import inherited_priority, percentiles_ms  # noqa: E402
-from robot_runtime.policy import OnnxPolicy  # noqa: E402
-from robot_runtime.session_cli import build_session, session_summary, start_simulated_robot  # noqa: E402
-from robot_runtime.session_config import load_session_config  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIPPED = Path(__file__).resolve().parents[1] / "sim_pretrain" / "policies" / "go1_flat.onnx"

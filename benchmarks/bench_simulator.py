@@ -26,14 +26,15 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.robot_runtime.sdk_link import SdkLink  # noqa: E402
+from go1o4.robot_runtime.simulated_go1 import codec, wire  # noqa: E402
+from go1o4.robot_runtime.simulated_go1.cli import launch, terminate  # noqa: E402
+from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig  # noqa: E402
+from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1  # noqa: E402
+from go1o4.sim_pretrain.model.terrain import TerrainConfig  # noqa: E402
+from go1o4.sim_pretrain.physics import Go1Physics  # noqa: E402
+
 from go1o4 import contract as C  # noqa: E402
-from robot_runtime.sdk_link import SdkLink  # noqa: E402
-from robot_runtime.simulated_go1 import codec, wire  # noqa: E402
-from robot_runtime.simulated_go1.cli import launch, terminate  # noqa: E402
-from robot_runtime.simulated_go1.config import SimRobotConfig  # noqa: E402
-from robot_runtime.simulated_go1.server import SimulatedGo1  # noqa: E402
-from sim_pretrain.model.terrain import TerrainConfig  # noqa: E402
-from sim_pretrain.physics import Go1Physics  # noqa: E402
 
 TARGET_RTF = 10.0
 

@@ -15,8 +15,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim_pretrain.model import TerrainConfig  # noqa: E402
-from sim_pretrain.physics import Go1Physics  # noqa: E402
+from go1o4.sim_pretrain.model import TerrainConfig  # noqa: E402
+from go1o4.sim_pretrain.physics import Go1Physics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -22,9 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.sim_pretrain.cli_evaluate import evaluate, evaluation_env_config, load_policy  # noqa: E402
+from go1o4.sim_pretrain.runner import PretrainConfig, load_checkpoint  # noqa: E402
+
 from go1o4.config import load_config  # noqa: E402
-from sim_pretrain.cli_evaluate import evaluate, evaluation_env_config, load_policy  # noqa: E402
-from sim_pretrain.runner import PretrainConfig, load_checkpoint  # noqa: E402
 
 VX_ERR_MAX = 0.15
 COMMANDS = [(0.5, 0.0, 0.0), (1.0, 0.0, 0.0)]

@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.online_finetune.config import PipelineConfig  # noqa: E402
+from go1o4.online_finetune.pipeline import Pipeline  # noqa: E402
+from go1o4.online_finetune.report import DIP_TOLERANCE, EARLY_STEPS, LABELS, markdown  # noqa: E402
+
 from go1o4.config import load_config, to_dict  # noqa: E402
-from online_finetune.config import PipelineConfig  # noqa: E402
-from online_finetune.pipeline import Pipeline  # noqa: E402
-from online_finetune.report import DIP_TOLERANCE, EARLY_STEPS, LABELS, markdown  # noqa: E402
 
 
 def findings(results) -> list:

@@ -15,8 +15,7 @@ import sys
 from typing import List, Optional
 
 import numpy as np
-
-from data.log_format import LogReadError
+from go1o4.data.log_format import LogReadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _is_dataset_file(path: str) -> bool:
     import h5py
-
-    from data.dataset import DATASET_FORMAT
+    from go1o4.data.dataset import DATASET_FORMAT
 
     if not os.path.isfile(path):
         return False
@@ -76,7 +74,7 @@ def _is_dataset_file(path: str) -> bool:
 
 
 def _load_or_build(paths: List[str], reward: Optional[str]):
-    from data.dataset import BuildConfig, TransitionDataset, build_dataset
+    from go1o4.data.dataset import BuildConfig, TransitionDataset, build_dataset
 
     if len(paths) == 1 and _is_dataset_file(paths[0]):
         return TransitionDataset.load(paths[0])
@@ -84,7 +82,7 @@ def _load_or_build(paths: List[str], reward: Optional[str]):
 
 
 def _return(ep, reward: Optional[str]) -> float:
-    from data.rewards import compute_reward
+    from go1o4.data.rewards import compute_reward
 
     name = reward or ("logged" if "reward" in ep.steps else "uni_o4_world")
     try:
@@ -94,7 +92,7 @@ def _return(ep, reward: Optional[str]) -> float:
 
 
 def _ls(args, per_episode: bool) -> int:
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     ds = open_dataset(args.paths)
     for p, problem in ds.problems:
@@ -141,7 +139,7 @@ def _iter(ds):
 
 
 def _pick_episode(path: str, which: str):
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     ds = open_dataset(path)
     if not ds.episodes:
@@ -170,13 +168,13 @@ def _run(args: argparse.Namespace) -> int:
     if a in ("ls", "info"):
         return _ls(args, per_episode=(a == "info"))
     if a == "validate":
-        from data.reader import open_dataset
+        from go1o4.data.reader import open_dataset
 
         report = open_dataset(args.paths).validate(progress=True)
         print(report.format())
         return 0 if report.ok else 1
     if a == "import":
-        from data.import_uni_o4 import import_uni_o4
+        from go1o4.data.import_uni_o4 import import_uni_o4
 
         s = import_uni_o4(args.src, args.dst, reward=args.reward)
         print("imported %d episode(s), %d steps, %d fall(s) into %d session(s) under %s"
@@ -185,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
             print("SKIPPED %s" % msg, file=sys.stderr)
         return 1 if s["skipped"] else 0
     if a == "build":
-        from data.dataset import BuildConfig, build_dataset
+        from go1o4.data.dataset import BuildConfig, build_dataset
+
         from go1o4.config import load_config
 
         overrides = list(args.overrides) + (["reward=%s" % args.reward] if args.reward else [])
@@ -198,10 +197,10 @@ def _run(args: argparse.Namespace) -> int:
               % (args.output, len(ds), ds.num_episodes, int(ds.terminals.sum()), int(ds.timeouts.sum()), cfg.reward))
         return 1 if ds.meta.get("load_errors") else 0
     if a == "plot":
-        from data.plots import plot_dataset, plot_episode
+        from go1o4.data.plots import plot_dataset, plot_episode
 
         if _is_dataset_file(args.path):
-            from data.dataset import TransitionDataset
+            from go1o4.data.dataset import TransitionDataset
 
             plot_dataset(TransitionDataset.load(args.path), args.output)
         else:
@@ -209,14 +208,14 @@ def _run(args: argparse.Namespace) -> int:
         print(args.output)
         return 0
     if a == "merge":
-        from data.dataset import TransitionDataset, merge_datasets
+        from go1o4.data.dataset import TransitionDataset, merge_datasets
 
         ds = merge_datasets([TransitionDataset.load(p) for p in args.inputs])
         ds.save(args.output)
         print("%s: %d transitions, %d episodes" % (args.output, len(ds), ds.num_episodes))
         return 0
     if a == "split":
-        from data.dataset import TransitionDataset
+        from go1o4.data.dataset import TransitionDataset
 
         prefix = args.output or (args.input[:-3] if args.input.endswith(".h5") else args.input)
         train, val = TransitionDataset.load(args.input).split(args.val_fraction, args.seed)
@@ -225,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             print("%s.%s.h5: %d transitions, %d episodes" % (prefix, name, len(part), part.num_episodes))
         return 0
     if a == "export":
-        from data.export import export_d4rl, export_minari
+        from go1o4.data.export import export_d4rl, export_minari
 
         ds = _load_or_build(args.paths, args.reward)
         out = export_d4rl(ds, args.output) if args.format == "d4rl" else export_minari(ds, args.output, args.dataset_id)

@@ -19,10 +19,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
+from go1o4.data.import_uni_o4 import stale_start_and_fall
+from go1o4.data.log_format import Episode, LogReadError, to_jsonable
+from go1o4.data.rewards import compute_reward, reward_names
 
-from data.import_uni_o4 import stale_start_and_fall
-from data.log_format import Episode, LogReadError, to_jsonable
-from data.rewards import compute_reward, reward_names
 from go1o4 import __version__
 from go1o4 import contract as C
 
@@ -156,7 +156,7 @@ class TransitionDataset:
     @classmethod
     def load(cls, path: str) -> "TransitionDataset":
         """Read a dataset file; any problem raises LogReadError naming the file and the field."""
-        from data.reader import open_h5
+        from go1o4.data.reader import open_h5
 
         f = open_h5(path)
         try:
@@ -187,7 +187,7 @@ class TransitionDataset:
 
 # ----------------------------------------------------------------------------- building
 def _episodes_from(source: Any, errors: List[str]) -> Iterable[Episode]:
-    from data.reader import LogDataset, open_dataset
+    from go1o4.data.reader import LogDataset, open_dataset
 
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, (list, tuple)) and source
                                                   and isinstance(source[0], (str, os.PathLike))):

@@ -12,9 +12,9 @@ from typing import Any, Dict
 
 import h5py
 import numpy as np
+from go1o4.data.dataset import TransitionDataset
+from go1o4.data.log_format import to_jsonable
 
-from data.dataset import TransitionDataset
-from data.log_format import to_jsonable
 from go1o4 import __version__
 
 

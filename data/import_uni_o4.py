@@ -17,8 +17,7 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
-
-from data.log_format import (
+from go1o4.data.log_format import (
     END_TERMINAL,
     END_TRUNCATION,
     PROFILE_UNI_O4,
@@ -27,7 +26,8 @@ from data.log_format import (
     Episode,
     LogReadError,
 )
-from data.rewards import compute_reward
+from go1o4.data.rewards import compute_reward
+
 from go1o4 import contract as C
 
 NUM_COLUMNS = 76
@@ -79,7 +79,7 @@ def steps_from_states(states: np.ndarray, actions: np.ndarray) -> Dict[str, np.n
 # ----------------------------------------------------------------------------- file I/O
 def read_raw(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """(states (T, 76) f64, actions (T, 12) f32) with precise errors for anything else."""
-    from data.reader import open_h5
+    from go1o4.data.reader import open_h5
 
     f = open_h5(path)
     try:
@@ -161,9 +161,8 @@ def import_uni_o4(src_root: str, dst_root: str, reward: str = "uni_o4_world", pr
 
     Unreadable source files are skipped and listed in the returned summary (nothing else is lost).
     """
+    from go1o4.data.writer import SessionWriter
     from tqdm import tqdm
-
-    from data.writer import SessionWriter
 
     files = find_uni_o4_files(src_root)
     if not files:

@@ -2,10 +2,10 @@
 from typing import Optional
 
 import numpy as np
+from go1o4.data.dataset import TransitionDataset
+from go1o4.data.log_format import Episode
+from go1o4.data.rewards import RewardInputError, body_velocities, compute_reward
 
-from data.dataset import TransitionDataset
-from data.log_format import Episode
-from data.rewards import RewardInputError, body_velocities, compute_reward
 from go1o4 import contract as C
 
 

@@ -17,8 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import h5py
 import numpy as np
 import yaml
-
-from data.log_format import (
+from go1o4.data.log_format import (
     END_TRUNCATION,
     FORMAT_NAME,
     PROFILE_RUNTIME,
@@ -242,7 +241,7 @@ class SessionRef:
     def _read_meta(self) -> Dict[str, Any]:
         yml = os.path.join(self.path, SESSION_FILE)
         if self.kind == KIND_UNI_O4 and not os.path.exists(yml):
-            from data.import_uni_o4 import session_meta
+            from go1o4.data.import_uni_o4 import session_meta
 
             return session_meta(self.path)
         if not os.path.exists(yml):
@@ -271,7 +270,7 @@ class EpisodeRef:
 
     def load(self) -> Episode:
         if self.kind == KIND_UNI_O4:
-            from data.import_uni_o4 import load_uni_o4_file
+            from go1o4.data.import_uni_o4 import load_uni_o4_file
 
             return load_uni_o4_file(self.path, session=self.session.meta, name=self.name)
         return load_episode(self.path, session=self.session.meta, name=self.name)
@@ -313,7 +312,7 @@ class LogDataset:
         return list(self.iter_episodes(on_error, errors)), errors
 
     def validate(self, progress: bool = False):
-        from data.validate import validate_dataset
+        from go1o4.data.validate import validate_dataset
 
         return validate_dataset(self, progress=progress)
 

@@ -4,8 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 import numpy as np
-
-from data.log_format import (
+from go1o4.data.log_format import (
     CORE_FIELDS,
     ENDS,
     FIELD_SPECS,

@@ -22,9 +22,8 @@ from typing import Any, Dict, List, Optional
 import h5py
 import numpy as np
 import yaml
-
-from data.disk import NoSpace, check_space, chunk_rows, detach_and_close
-from data.log_format import (
+from go1o4.data.disk import NoSpace, check_space, chunk_rows, detach_and_close
+from go1o4.data.log_format import (
     ENDS,
     FORMAT_NAME,
     PROFILE_RUNTIME,
@@ -44,6 +43,7 @@ from data.log_format import (
     status_path,
     to_jsonable,
 )
+
 from go1o4 import __version__
 
 SESSION_KEYS = ("policy_hash", "contract", "config", "terrain", "operator_note")

@@ -61,4 +61,4 @@ fi
 
 cd "$REPO"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-exec "$PY" -m robot_runtime.t265.realsense_publisher "${ARGS[@]}" "$@"
+exec "$PY" -m go1o4.robot_runtime.t265.realsense_publisher "${ARGS[@]}" "$@"

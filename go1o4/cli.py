@@ -12,19 +12,19 @@ from go1o4 import __version__
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "sim-robot": ("robot_runtime.simulated_go1.cli", "run the simulated Go1 answering the SDK's UDP protocol"),
-    "stand": ("robot_runtime.stand", "stand the robot from damping to the default pose through the SDK"),
-    "demo": ("robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
-    "pretrain": ("sim_pretrain.cli_pretrain", "PPO pretraining of the Go1 policy in the vectorised MuJoCo env"),
-    "export": ("sim_pretrain.cli_export", "export a pretrain checkpoint to ONNX + YAML policy contract"),
-    "evaluate": ("sim_pretrain.cli_evaluate", "evaluate a policy (ONNX or checkpoint) in MuJoCo at fixed commands"),
-    "data": ("data.cli", "episode logs and datasets: ls, info, validate, import, build, plot, merge, split, export"),
-    "session": ("robot_runtime.session_cli", "run a policy on the Go1 (real or simulated): operator workflow, safety, logging"),
-    "t265-echo": ("robot_runtime.t265.echo", "check the T265 pose stream on LCM: rate, age, confidence, trunk velocity"),
-    "offline": ("offline_finetune.cli", "offline Uni-O4 fine-tuning on a dataset (BC ensemble, IQL Q/V, dynamics OPE, PPO)"),
-    "online": ("online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
-    "pipeline": ("online_finetune.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
-    "offline-evidence": ("offline_finetune.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
+    "sim-robot": ("go1o4.robot_runtime.simulated_go1.cli", "run the simulated Go1 answering the SDK's UDP protocol"),
+    "stand": ("go1o4.robot_runtime.stand", "stand the robot from damping to the default pose through the SDK"),
+    "demo": ("go1o4.robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
+    "pretrain": ("go1o4.sim_pretrain.cli_pretrain", "PPO pretraining of the Go1 policy in the vectorised MuJoCo env"),
+    "export": ("go1o4.sim_pretrain.cli_export", "export a pretrain checkpoint to ONNX + YAML policy contract"),
+    "evaluate": ("go1o4.sim_pretrain.cli_evaluate", "evaluate a policy (ONNX or checkpoint) in MuJoCo at fixed commands"),
+    "data": ("go1o4.data.cli", "episode logs and datasets: ls, info, validate, import, build, plot, merge, split, export"),
+    "session": ("go1o4.robot_runtime.session_cli", "run a policy on the Go1 (real or simulated): operator workflow, safety, logging"),
+    "t265-echo": ("go1o4.robot_runtime.t265.echo", "check the T265 pose stream on LCM: rate, age, confidence, trunk velocity"),
+    "offline": ("go1o4.offline_finetune.cli", "offline Uni-O4 fine-tuning on a dataset (BC ensemble, IQL Q/V, dynamics OPE, PPO)"),
+    "online": ("go1o4.online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
+    "pipeline": ("go1o4.online_finetune.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
+    "offline-evidence": ("go1o4.offline_finetune.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
 }
 
 

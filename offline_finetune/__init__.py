@@ -11,3 +11,6 @@ Outputs of a run directory (``go1o4 offline --out DIR``), for online fine-tuning
 state_dict), ``value_v.pt`` / ``value_q.pt`` (Critic state_dicts; sizes in ``config.yaml`` ``value``),
 ``checkpoint.pt`` (all state_dicts), ``summary.json``, ``metrics.json``, ``report.md``, ``tb/``.
 """
+
+if __name__ != "go1o4.offline_finetune":  # installed as go1o4.offline_finetune (pyproject package-dir); never a bare top-level package
+    raise ImportError("this folder is the package go1o4.offline_finetune; import it by that name")

@@ -13,9 +13,9 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.config import BCConfig
 
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.config import BCConfig
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

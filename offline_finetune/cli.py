@@ -31,10 +31,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.offline_finetune.config import OfflineConfig
+    from go1o4.offline_finetune.dataset import DatasetError, load_dataset
+    from go1o4.offline_finetune.pretrained import PretrainedError
+
     from go1o4.config import ConfigError, load_config
-    from offline_finetune.config import OfflineConfig
-    from offline_finetune.dataset import DatasetError, load_dataset
-    from offline_finetune.pretrained import PretrainedError
 
     path = preset_path(args.preset) if args.preset in PRESETS else args.preset
     overrides = list(args.overrides)
@@ -44,7 +45,7 @@ def run(args) -> int:
     try:
         cfg = load_config(OfflineConfig, path, overrides)
         dataset = load_dataset(args.dataset, progress=not args.no_progress)
-        from offline_finetune.train import OfflineRun
+        from go1o4.offline_finetune.train import OfflineRun
         summary = OfflineRun(cfg, dataset, args.out, progress=not args.no_progress).run()
     except (ConfigError, DatasetError, PretrainedError) as e:
         sys.stderr.write("go1o4 offline: %s\n" % e)

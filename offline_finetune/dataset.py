@@ -115,12 +115,12 @@ def load_dataset(spec: str, reward: str = "uni_o4_world", progress: bool = True,
     """``spec``: ``uni_o4_real`` (the real mattress logs, read by ``data.import_uni_o4``), a built dataset
     file (``data.dataset.TransitionDataset.load``), or a directory of our episode logs (``build_dataset``).
     Returns the data layer's ``TransitionDataset`` (checked: shapes, finite values, 0/1 flags)."""
-    ds_mod = _data_module("data.dataset")
+    ds_mod = _data_module("go1o4.data.dataset")
     try:
         if spec == "uni_o4_real":
             if not REAL_LOGS.exists():
                 raise DatasetError("the real Uni-O4 logs are not at %s" % REAL_LOGS)
-            imp = _data_module("data.import_uni_o4")
+            imp = _data_module("go1o4.data.import_uni_o4")
             files = imp.find_uni_o4_files(str(REAL_LOGS))
             files = files[:max_files] if max_files > 0 else files
             episodes = (imp.load_uni_o4_file(f, reward=reward) for f in files)

@@ -16,12 +16,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.config import DynamicsConfig
 from torch import nn
 from torch.nn import functional as F
 
 from go1o4 import contract as C
 from go1o4.rl.networks import EnsembleLinear, EnsembleMLP
-from offline_finetune.config import DynamicsConfig
 
 S = C.OBS_SLICES
 #: indices (within one 58-step) the model predicts; the others are known (commands, last action, clock)

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
 import numpy as np
-
-from online_finetune.config import EvalConfig, RobotConfig
+from go1o4.online_finetune.config import EvalConfig, RobotConfig
 
 METHODS = ("uni_o4", "iql", "one_step")
 MEDIUM_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "online_finetune",
@@ -66,8 +65,9 @@ def medium_offline_overrides() -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------- training
 def offline_config(cfg: EvidenceConfig, method: str, seed: int, pretrained: str, preset: str):
+    from go1o4.offline_finetune.config import OfflineConfig
+
     from go1o4.config import load_config
-    from offline_finetune.config import OfflineConfig
 
     over = ["algo=%s" % method, "seed=%d" % seed, "init=%s" % cfg.init, "pretrained=%s" % pretrained]
     extra = dict(cfg.offline_overrides, **(cfg.iql_overrides if method == "iql" else {}))
@@ -78,7 +78,7 @@ def offline_config(cfg: EvidenceConfig, method: str, seed: int, pretrained: str,
 def frozen_preset(cfg: EvidenceConfig, out: str) -> str:
     """The offline preset as it was when this evidence run started (``<out>/offline_preset.yaml``), so that
     a later edit of the shipped preset cannot make the seeds of one evidence run differ."""
-    from offline_finetune.cli import PRESETS, preset_path
+    from go1o4.offline_finetune.cli import PRESETS, preset_path
 
     path = os.path.join(out, "offline_preset.yaml")
     if not os.path.exists(path):
@@ -92,9 +92,9 @@ def reuse_critics(run, src_dir: str) -> bool:
     ``src_dir`` if that run had the same seed, split and value/dynamics/OPE configs and the same data (its
     value normaliser's statistics). Returns whether it did."""
     import torch
+    from go1o4.offline_finetune.train import CHECKPOINT, _flatten
 
     from go1o4 import config as cfgmod
-    from offline_finetune.train import CHECKPOINT, _flatten
 
     path = os.path.join(src_dir, CHECKPOINT)
     if "value" in run.completed or not os.path.exists(path) or os.path.abspath(src_dir) == os.path.abspath(run.out):
@@ -122,8 +122,8 @@ def reuse_critics(run, src_dir: str) -> bool:
 
 
 def train_all(cfg: EvidenceConfig, out: str, pretrained: str, progress: bool, say) -> Dict[str, Dict[str, Any]]:
-    from offline_finetune.dataset import load_dataset
-    from offline_finetune.train import OfflineRun
+    from go1o4.offline_finetune.dataset import load_dataset
+    from go1o4.offline_finetune.train import OfflineRun
 
     dataset, runs, preset = load_dataset(cfg.dataset, progress=progress), {}, frozen_preset(cfg, out)
     for method in cfg.methods:
@@ -149,8 +149,7 @@ def held_out(run, summary: Dict[str, Any]) -> Dict[str, Any]:
     """Held-out log-likelihood of the dataset actions under the selected final member, and the final
     members' disagreement (offline_finetune.bc); the BC-stage values of summary.json next to them."""
     import torch
-
-    from offline_finetune.bc import EnsembleBC
+    from go1o4.offline_finetune.bc import EnsembleBC
 
     with torch.no_grad():
         ev = EnsembleBC(run.actor, run.cfg.bc).evaluate(run.val["observations"], run.val["actions"])
@@ -169,7 +168,7 @@ class Exploring:
         self.runner, self.log_std, self.scale, self.seed, self.count = runner, log_std, scale, seed, 0
 
     def episode(self, command, max_steps, exploration=None, **kw):
-        from online_finetune.collector import exploration as make
+        from go1o4.online_finetune.collector import exploration as make
 
         self.count += 1
         return self.runner.episode(command, max_steps, exploration=make(self.log_std, self.seed + self.count,
@@ -188,9 +187,9 @@ class Evaluator:
             self.cache[doc["cache_key"]] = doc
 
     def __call__(self, name: str, path: str, ecfg: EvalConfig, std_scale: float = 0.0) -> Dict[str, Any]:
-        from data.log_format import atomic_write_json
-        from online_finetune.collector import RobotRunner, load_checked_policy
-        from online_finetune.evaluate import evaluate
+        from go1o4.data.log_format import atomic_write_json
+        from go1o4.online_finetune.collector import RobotRunner, load_checked_policy
+        from go1o4.online_finetune.evaluate import evaluate
 
         target = os.path.join(self.dir, name + ".json")
         policy = load_checked_policy(path)
@@ -230,7 +229,7 @@ class Evaluator:
 
 def snapshots(run_dir: str) -> List[Dict[str, Any]]:
     """Uni-O4's improvement-stage snapshots of ``run_dir`` with the AM-Q score training recorded for each."""
-    from offline_finetune.train import SNAPSHOT
+    from go1o4.offline_finetune.train import SNAPSHOT
 
     with open(os.path.join(run_dir, "metrics.json")) as f:
         rows = {r["step"]: r["ope/score"] for r in json.load(f)["improve"] if "ope/score" in r}
@@ -259,10 +258,11 @@ LABELS = {"uni_o4": "Uni-O4 offline (multi-step, OPE-gated)", "one_step": "one-s
 
 
 def run_evidence(cfg: EvidenceConfig, out: str, command: str, progress: bool = True, say=print) -> Dict[str, Any]:
-    from data.log_format import atomic_write_json
+    from go1o4.data.log_format import atomic_write_json
+    from go1o4.offline_finetune import evidence_report as rep
+    from go1o4.online_finetune.pipeline import resolve
+
     from go1o4.config import to_dict
-    from offline_finetune import evidence_report as rep
-    from online_finetune.pipeline import resolve
 
     pretrained = cfg.pretrained if os.path.exists(cfg.pretrained) else resolve(cfg.pretrained)
     scale, timings = std_scale_of(cfg), {}
@@ -316,9 +316,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.offline_finetune.dataset import DatasetError
+    from go1o4.offline_finetune.pretrained import PretrainedError
+
     from go1o4.config import ConfigError, load_config
-    from offline_finetune.dataset import DatasetError
-    from offline_finetune.pretrained import PretrainedError
 
     try:
         cfg = load_config(EvidenceConfig, args.config, args.overrides)

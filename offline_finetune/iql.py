@@ -9,10 +9,10 @@ same AM-Q score as Uni-O4 (never by real returns). The untrained init is scored 
 from typing import Dict
 
 import torch
+from go1o4.offline_finetune.config import IQLPolicyConfig
+from go1o4.offline_finetune.value import IQLValue
 
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.config import IQLPolicyConfig
-from offline_finetune.value import IQLValue
 
 
 def awr_weights(adv: torch.Tensor, beta: float, max_weight: float) -> torch.Tensor:

@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.dynamics import EnsembleDynamics
+from go1o4.offline_finetune.value import IQLValue
 
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.dynamics import EnsembleDynamics
-from offline_finetune.value import IQLValue
 
 
 def start_states(observations: torch.Tensor, num: int, seed: int) -> torch.Tensor:

@@ -7,9 +7,9 @@ behaviour policy is a noisy linear map of the newest observation. Some episodes 
 (terminal), the others in a time-limit truncation.
 """
 import numpy as np
+from go1o4.offline_finetune.dataset import Transitions
 
 from go1o4 import contract as C
-from offline_finetune.dataset import Transitions
 
 
 def _observe(roll, q, dq, cmd, last_a, gait) -> np.ndarray:

@@ -11,19 +11,19 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.bc import EnsembleBC
+from go1o4.offline_finetune.config import OfflineConfig
+from go1o4.offline_finetune.dataset import TorchData, split_transitions
+from go1o4.offline_finetune.dynamics import DynamicsTrainer, EnsembleDynamics
+from go1o4.offline_finetune.iql import AWR
+from go1o4.offline_finetune.ope import am_q, start_states
+from go1o4.offline_finetune.pretrained import ensemble_from_pretrained
+from go1o4.offline_finetune.uni_o4 import MultiStepPPO, acceptance
+from go1o4.offline_finetune.value import IQLValue
 from tqdm import tqdm
 
 from go1o4 import config as cfgmod
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.bc import EnsembleBC
-from offline_finetune.config import OfflineConfig
-from offline_finetune.dataset import TorchData, split_transitions
-from offline_finetune.dynamics import DynamicsTrainer, EnsembleDynamics
-from offline_finetune.iql import AWR
-from offline_finetune.ope import am_q, start_states
-from offline_finetune.pretrained import ensemble_from_pretrained
-from offline_finetune.uni_o4 import MultiStepPPO, acceptance
-from offline_finetune.value import IQLValue
 
 STAGES = ("bc", "value", "dynamics", "improve", "export")
 CHECKPOINT = "checkpoint.pt"
@@ -190,7 +190,7 @@ class OfflineRun:
         summary["stage_wall_time_s_this_session"] = dict(self.stage_seconds)
         with open(os.path.join(self.out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        from offline_finetune.report import write_report
+        from go1o4.offline_finetune.report import write_report
         write_report(self.out, self.metrics, summary)
         if self._writer is not None:
             self._writer.close()

@@ -16,13 +16,13 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.bc import kl_to_mixture
+from go1o4.offline_finetune.config import ImproveConfig
+from go1o4.offline_finetune.value import IQLValue
 from torch import nn
 
 from go1o4.rl.losses import clipped_surrogate
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.bc import kl_to_mixture
-from offline_finetune.config import ImproveConfig
-from offline_finetune.value import IQLValue
 
 MODES = ("uni_o4", "one_step")
 

@@ -11,11 +11,11 @@ import copy
 from typing import Dict, Optional
 
 import torch
+from go1o4.offline_finetune.config import ValueConfig
 
 from go1o4 import contract as C
 from go1o4.rl.losses import expectile_loss
 from go1o4.rl.networks import Critic, ObsNormalizer
-from offline_finetune.config import ValueConfig
 
 
 def q_target(rewards: torch.Tensor, terminals: torch.Tensor, next_v: torch.Tensor, gamma: float) -> torch.Tensor:

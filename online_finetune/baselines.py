@@ -20,19 +20,26 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.config import OfflineConfig
+from go1o4.offline_finetune.iql import AWR
+from go1o4.offline_finetune.value import IQLValue
+from go1o4.online_finetune.collector import RobotRunner, collect_logged_episode
+from go1o4.online_finetune.config import IQLOnlineConfig, OnlineConfig
+from go1o4.online_finetune.evaluate import evaluate
+from go1o4.online_finetune.rollouts import (
+    Segment,
+    episode_stats,
+    load_segment,
+    read_ledger,
+    transitions,
+    unconsumed_segments,
+)
+from go1o4.online_finetune.runfiles import atomic_torch_save, lock_dir
 from tqdm import tqdm
 
 from go1o4.config import load_config
 from go1o4.rl.export import export_onnx
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.config import OfflineConfig
-from offline_finetune.iql import AWR
-from offline_finetune.value import IQLValue
-from online_finetune.collector import RobotRunner, collect_logged_episode
-from online_finetune.config import IQLOnlineConfig, OnlineConfig
-from online_finetune.evaluate import evaluate
-from online_finetune.rollouts import Segment, episode_stats, load_segment, read_ledger, transitions, unconsumed_segments
-from online_finetune.runfiles import atomic_torch_save, lock_dir
 
 REPLAY_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 CHECKPOINT = "checkpoint.pt"
@@ -127,7 +134,7 @@ class IQLOnline:
             raise ValueError("%s cannot be resumed (%s: %s); delete the folder to start over"
                              % (self.checkpoint_path, type(e).__name__, str(e)[:300]))
         self.state = dict(ck["state"])
-        from data.log_format import LogReadError
+        from go1o4.data.log_format import LogReadError
 
         ledger = read_ledger(self.out)
         for key in self.state["consumed"]:  # the buffer as it was: offline data + every consumed episode, in order

@@ -29,10 +29,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.online_finetune.config import OnlineConfig
+    from go1o4.online_finetune.models import InitError
+    from go1o4.online_finetune.runfiles import RunDirBusy
+
     from go1o4.config import ConfigError, load_config
-    from online_finetune.config import OnlineConfig
-    from online_finetune.models import InitError
-    from online_finetune.runfiles import RunDirBusy
 
     saved = os.path.join(args.out, "config.yaml")
     path = args.config or (saved if os.path.exists(saved) else CONFIG)
@@ -47,14 +48,14 @@ def run(args) -> int:
         if not resume:
             if not args.dataset:
                 raise InitError("--dataset is needed to start a run (reward scale of the offline data)")
-            from offline_finetune.dataset import DatasetError, load_dataset
+            from go1o4.offline_finetune.dataset import DatasetError, load_dataset
             try:
                 dataset = load_dataset(args.dataset, reward=args.reward, progress=not args.no_progress)
             except DatasetError as e:
                 raise InitError(str(e))
             if cfg.init == "offline" and not args.offline:
                 raise InitError("--offline DIR is needed with init=offline")
-        from online_finetune.trainer import OnlineTrainer
+        from go1o4.online_finetune.trainer import OnlineTrainer
         trainer = OnlineTrainer(cfg, args.out, offline_dir=args.offline, pretrained=args.pretrained, dataset=dataset,
                                 progress=not args.no_progress)
     except (ConfigError, InitError, RunDirBusy) as e:

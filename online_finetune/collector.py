@@ -22,8 +22,7 @@ import time
 from typing import Any, Deque, List, Optional, Sequence
 
 import numpy as np
-
-from online_finetune.config import RobotConfig
+from go1o4.online_finetune.config import RobotConfig
 
 _CHANNELS = itertools.count()
 
@@ -37,7 +36,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def launch_sim_robot(args: Sequence[str], timeout: float = 60.0):
     """``go1o4 sim-robot ARGS`` as a child that dies with this process; (proc, port, control_port)."""
-    from robot_runtime.simulated_go1.cli import READY
+    from go1o4.robot_runtime.simulated_go1.cli import READY
 
     cmd = [sys.executable, "-m", "go1o4.cli", "sim-robot"] + list(args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -58,8 +57,8 @@ def launch_sim_robot(args: Sequence[str], timeout: float = 60.0):
 
 def _sim_robot(proc, port: int, control_port: int):
     """A :class:`robot_runtime.session_cli.SimRobot` handle around an already launched child."""
-    from robot_runtime.session_cli import SimRobot
-    from robot_runtime.simulated_go1.control import ControlClient
+    from go1o4.robot_runtime.session_cli import SimRobot
+    from go1o4.robot_runtime.simulated_go1.control import ControlClient
 
     robot = SimRobot.__new__(SimRobot)
     robot.mode, robot.how, robot.sim, robot.proc, robot.port = "lockstep", "subprocess", None, proc, port
@@ -82,8 +81,8 @@ class RobotRunner:
     def start(self) -> "RobotRunner":
         if self.session is not None:
             return self
-        from robot_runtime.session_cli import build_session
-        from robot_runtime.session_config import load_session_config
+        from go1o4.robot_runtime.session_cli import build_session
+        from go1o4.robot_runtime.session_config import load_session_config
 
         over = ["t265.lcm_url=%s" % self.cfg.t265_lcm_url, "t265.channel=%s" % self.channel,
                 "logging.terrain=%s" % self.cfg.terrain, "reward.name=%s" % self.cfg.reward] + list(self.cfg.session_overrides)
@@ -158,14 +157,14 @@ class RobotRunner:
 
 def load_checked_policy(path: str):
     """OnnxPolicy.load with its contract and ONNX shape checks (raises ContractMismatch / PolicyLoadError)."""
-    from robot_runtime.policy import OnnxPolicy
+    from go1o4.robot_runtime.policy import OnnxPolicy
 
     return OnnxPolicy.load(path)
 
 
 def exploration(log_std, seed: int, scale: float = 1.0):
     """Gaussian exploration around the policy mean with std = scale * exp(log_std) (the actor's own std)."""
-    from robot_runtime.policy import GaussianExploration
+    from go1o4.robot_runtime.policy import GaussianExploration
 
     ls = np.asarray(log_std, dtype=np.float64).reshape(-1) + (np.log(scale) if scale > 0 else -30.0)
     return GaussianExploration(ls, seed=seed)
@@ -182,8 +181,8 @@ def collect_logged_episode(runner: RobotRunner, cfg, index: int, log_std, run_di
     from the runtime's log exactly as after a crash; its final state goes to the run's ledger first.
 
     Returns (episode key relative to the runner's log folder, steps the robot took, segment or None if unusable)."""
-    from online_finetune.rollouts import append_ledger, load_segment
-    from online_finetune.runfiles import wait_closed
+    from go1o4.online_finetune.rollouts import append_ledger, load_segment
+    from go1o4.online_finetune.runfiles import wait_closed
 
     rng = np.random.default_rng([cfg.seed, index])
     command = sample_command(cfg.commands, rng)

@@ -90,7 +90,7 @@ def load_offline(offline_dir: str) -> Tuple[GaussianActor, Critic, Dict[str, Any
 
 def load_pretrained(path: str, critic_hidden: Sequence[int], obs_mean, obs_std) -> Tuple[GaussianActor, Critic, Dict]:
     """PPO-without-offline baseline: the pretrained actor and a fresh critic normalised by the dataset stats."""
-    from offline_finetune.pretrained import PretrainedError, load_pretrained_actor
+    from go1o4.offline_finetune.pretrained import PretrainedError, load_pretrained_actor
 
     try:
         actor = load_pretrained_actor(path)

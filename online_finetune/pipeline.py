@@ -17,13 +17,13 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+from go1o4.data.log_format import atomic_write_json
+from go1o4.online_finetune.collector import RobotRunner, exploration, load_checked_policy, sample_command
+from go1o4.online_finetune.config import PipelineConfig, sub_overrides
+from go1o4.online_finetune.evaluate import evaluate
+from go1o4.online_finetune.rollouts import append_ledger, episode_keys, read_ledger
 
-from data.log_format import atomic_write_json
 from go1o4.config import load_config, save_config
-from online_finetune.collector import RobotRunner, exploration, load_checked_policy, sample_command
-from online_finetune.config import PipelineConfig, sub_overrides
-from online_finetune.evaluate import evaluate
-from online_finetune.rollouts import append_ledger, episode_keys, read_ledger
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DONE = "done.json"
@@ -126,7 +126,7 @@ class Pipeline:
         return path
 
     def _logged_steps(self, d: str, logs: str) -> int:
-        from data.reader import load_episode
+        from go1o4.data.reader import load_episode
         ledger, total = read_ledger(d), 0
         for key in episode_keys(logs):
             if key in ledger:
@@ -139,23 +139,23 @@ class Pipeline:
         return total
 
     def _build(self, logs: str):
-        from data.dataset import BuildConfig, build_dataset
+        from go1o4.data.dataset import BuildConfig, build_dataset
         ds = build_dataset(logs, BuildConfig(reward=self.cfg.reward), progress=False)
         ds.source = os.path.abspath(logs)
         return ds
 
     def load_dataset(self):
         if self.dataset is None:
-            from data.dataset import TransitionDataset
+            from go1o4.data.dataset import TransitionDataset
             path = self._timed("collect", self.collect)
             self.dataset = TransitionDataset.load(path)
             self.dataset.source = path
         return self.dataset
 
     def offline(self, seed: int, algo: str) -> str:
-        from offline_finetune.cli import preset_path
-        from offline_finetune.config import OfflineConfig
-        from offline_finetune.train import OfflineRun
+        from go1o4.offline_finetune.cli import preset_path
+        from go1o4.offline_finetune.config import OfflineConfig
+        from go1o4.offline_finetune.train import OfflineRun
 
         d = os.path.join(self.out, "seed_%d" % seed, OFFLINE_DIRS[algo])
         if done_info(d):
@@ -173,7 +173,7 @@ class Pipeline:
         return d
 
     def online(self, seed: int, method: str) -> str:
-        from online_finetune.trainer import OnlineTrainer
+        from go1o4.online_finetune.trainer import OnlineTrainer
 
         d = os.path.join(self.out, "seed_%d" % seed, method)
         if done_info(d):
@@ -193,7 +193,7 @@ class Pipeline:
         return d
 
     def iql_online(self, seed: int) -> str:
-        from online_finetune.baselines import IQLOnline
+        from go1o4.online_finetune.baselines import IQLOnline
 
         d = os.path.join(self.out, "seed_%d" % seed, "iql_online")
         if done_info(d):
@@ -228,7 +228,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ all of it
     def run(self) -> Dict[str, Any]:
-        from online_finetune.report import collect_results, write_report
+        from go1o4.online_finetune.report import collect_results, write_report
 
         if not os.path.exists(self.pretrained):
             raise FileNotFoundError("pretrained policy %s not found (sim_pretrain ships it; or --pretrained PATH)"

@@ -24,9 +24,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.online_finetune.config import PipelineConfig
+    from go1o4.online_finetune.pipeline import Pipeline
+
     from go1o4.config import ConfigError, load_config
-    from online_finetune.config import PipelineConfig
-    from online_finetune.pipeline import Pipeline
 
     path = args.config or os.path.join(CONFIGS, "quick.yaml" if args.quick else "full.yaml")
     out = args.out or os.path.join("runs", "pipeline_quick" if args.quick else "pipeline_full")

@@ -48,9 +48,9 @@ def early_dip(curve: List[Dict[str, Any]], key: str = "return") -> Dict[str, Any
 
 def training_falls(run_dir: str) -> Dict[str, int]:
     """Episodes, falls and robot steps of an online run's training episodes (stochastic policy), from their logs."""
-    from data.log_format import LogReadError
-    from data.reader import load_episode, read_status
-    from online_finetune.rollouts import episode_keys
+    from go1o4.data.log_format import LogReadError
+    from go1o4.data.reader import load_episode, read_status
+    from go1o4.online_finetune.rollouts import episode_keys
 
     root = os.path.join(run_dir, "logs")
     n: Dict[str, Any] = {"episodes": 0, "falls": 0, "steps": 0, "cut_by_crash": 0, "cumulative": []}

@@ -89,7 +89,7 @@ def segment_from_result(key: str, res, meta: Optional[Dict[str, Any]] = None) ->
 
 def load_segment(root: str, key: str, final_obs=None, need_log_probs: bool = True) -> Optional[Segment]:
     """Read one logged episode (complete or crashed) as a segment; LogReadError names a broken file."""
-    from data.reader import load_episode
+    from go1o4.data.reader import load_episode
 
     ep = load_episode(os.path.join(root, key))
     if ep.num_steps == 0:
@@ -119,7 +119,7 @@ def episode_keys(root: str) -> List[str]:
 def unconsumed_segments(log_root: str, run_dir: str, done, need_log_probs: bool = True, say=print):
     """Every logged episode under ``log_root`` whose key is not in ``done`` (incl. one cut by a crash), read back
     with its ledger's final state: (segments in collection order, keys with nothing usable or an unreadable log)."""
-    from data.log_format import LogReadError
+    from go1o4.data.log_format import LogReadError
 
     ledger, segments, skipped = read_ledger(run_dir), [], []
     for key in episode_keys(log_root):

@@ -39,7 +39,7 @@ def lock_dir(folder: str):
 
 def wait_closed(path: str, timeout: float = 30.0) -> bool:
     """Wait until the runtime's logger has closed an episode file (the process backend writes asynchronously)."""
-    from data.reader import read_status
+    from go1o4.data.reader import read_status
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

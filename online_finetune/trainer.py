@@ -22,6 +22,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from go1o4.online_finetune import models
+from go1o4.online_finetune.collector import RobotRunner, collect_logged_episode
+from go1o4.online_finetune.config import OnlineConfig
+from go1o4.online_finetune.evaluate import evaluate
+from go1o4.online_finetune.rollouts import Segment, episode_stats, ppo_batch, unconsumed_segments
+from go1o4.online_finetune.runfiles import atomic_torch_save, lock_dir
 from tqdm import tqdm
 
 from go1o4.config import save_config
@@ -29,12 +35,6 @@ from go1o4.policy_contract import ContractMismatch, file_sha256
 from go1o4.rl.export import export_onnx
 from go1o4.rl.ppo import PPO
 from go1o4.rl.storage import RolloutStorage
-from online_finetune import models
-from online_finetune.collector import RobotRunner, collect_logged_episode
-from online_finetune.config import OnlineConfig
-from online_finetune.evaluate import evaluate
-from online_finetune.rollouts import Segment, episode_stats, ppo_batch, unconsumed_segments
-from online_finetune.runfiles import atomic_torch_save, lock_dir
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "go1o4.online_checkpoint"
@@ -167,7 +167,7 @@ class OnlineTrainer:
               "critic_arch": models.arch_of(self.critic), "total_updates": self.total_updates,
               "reward_std": self.reward_std, "info": self.info, "state": self.state}
         atomic_torch_save(ck, self.checkpoint_path)
-        from data.log_format import atomic_write_json
+        from go1o4.data.log_format import atomic_write_json
         atomic_write_json(os.path.join(self.out, "metrics.json"),
                           {"history": self.state["history"], "curve": self.state["curve"], "info": self.info})
 

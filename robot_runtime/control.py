@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from typing import Callable, Deque, FrozenSet, List, Optional, Sequence, Set
 
 import numpy as np
-
-from go1o4 import contract as C
-from robot_runtime import safety as S
-from robot_runtime.clock import (
+from go1o4.robot_runtime import safety as S
+from go1o4.robot_runtime.clock import (
     LockstepClock,
     LoopStats,
     WallClock,
@@ -29,7 +27,9 @@ from robot_runtime.clock import (
     make_realtime_thread,
     percentiles_ms,
 )
-from robot_runtime.robot_state import RobotState
+from go1o4.robot_runtime.robot_state import RobotState
+
+from go1o4 import contract as C
 
 __all__ = ["Driver", "LinkLoop", "LockstepClock", "LoopStats", "Target", "WallClock", "percentiles_ms"]
 _TICK_MS = int(round(C.LINK_DT * 1000))  # the robot's tick counter advances 2 ms per link period

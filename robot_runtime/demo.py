@@ -11,9 +11,10 @@ import sys
 import time
 from dataclasses import asdict
 
+from go1o4.robot_runtime.session_cli import SimRobot
+from go1o4.robot_runtime.stand import StandConfig, run_stand
+
 from go1o4.config import ConfigError, load_config
-from robot_runtime.session_cli import SimRobot
-from robot_runtime.stand import StandConfig, run_stand
 
 
 def add_arguments(p) -> None:
@@ -33,7 +34,7 @@ def run(args) -> int:
     except ConfigError as e:
         sys.stderr.write("go1o4 demo: %s\n" % e)
         return 2
-    from robot_runtime.sdk_link import SdkLink
+    from go1o4.robot_runtime.sdk_link import SdkLink
 
     t0 = time.monotonic()
     print("demo: starting the simulated Go1 (%s, %s, %s)..." % (

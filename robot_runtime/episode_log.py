@@ -6,7 +6,7 @@
 
 HDF5 writing holds Python's GIL for milliseconds at every flush (measured up to ~10 ms), which
 would stall the 500 Hz link loop. The ``process`` backend therefore writes in a child process
-(``python -m robot_runtime.episode_log``) fed through a pipe: length-prefixed frames, steps as raw
+(``python -m go1o4.robot_runtime.episode_log``) fed through a pipe: length-prefixed frames, steps as raw
 float64 bytes (no pickle). The pipe is non-blocking: the control loops never wait for the disk.
 Any write problem (disk full, unwritable folder, logger died) stops logging with a message; control
 goes on, and earlier episodes are separate files that stay intact. Events go to
@@ -21,8 +21,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-
-from data.log_format import LogWriteError, episode_filename, to_jsonable
+from go1o4.data.log_format import LogWriteError, episode_filename, to_jsonable
 
 EVENTS_FILE = "events.jsonl"
 _HEAD = struct.Struct("<cI")  # frame kind, payload length
@@ -61,7 +60,7 @@ class DirectWriter:
 
     def __init__(self, root: str, metadata: Dict[str, Any], flush_every_s: float = 1.0,
                  session_id: Optional[str] = None):
-        from data.writer import SessionWriter
+        from go1o4.data.writer import SessionWriter
 
         self.session = SessionWriter(root, metadata, session_id=session_id, flush_every_s=flush_every_s)
         self.path = self.session.path
@@ -119,7 +118,7 @@ def _normal_priority(pid: int) -> None:
 
 
 def child_main(argv: List[str]) -> int:
-    """``python -m robot_runtime.episode_log ROOT FLUSH_S``; metadata as the first frame on stdin."""
+    """``python -m go1o4.robot_runtime.episode_log ROOT FLUSH_S``; metadata as the first frame on stdin."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the runtime, which closes us cleanly
@@ -215,7 +214,7 @@ class EpisodeLog:
     def _spawn(self, root: str, metadata: Dict[str, Any], flush_s: float) -> None:
         """Start the logger process (normal priority: it may take its time, the pipe decouples it)."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._proc = subprocess.Popen([sys.executable, "-m", "robot_runtime.episode_log", root, repr(flush_s)],
+        self._proc = subprocess.Popen([sys.executable, "-m", "go1o4.robot_runtime.episode_log", root, repr(flush_s)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         _normal_priority(self._proc.pid)
         fd = self._proc.stdin.fileno()

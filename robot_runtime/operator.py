@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from go1o4.robot_runtime.session_config import CommandsConfig, RemoteMapConfig, SticksConfig
 
 from go1o4.config import load_config
-from robot_runtime.session_config import CommandsConfig, RemoteMapConfig, SticksConfig
 
 ACTIONS = ("cycle", "calibrate", "run", "pause", "damping", "toggle_logging", "velocity", "nudge", "quit")
 

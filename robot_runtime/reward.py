@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from go1o4.data import rewards as R
 
-from data import rewards as R
 from go1o4 import contract as C
 
 #: Reward names this runtime can compute online, and what they want: command scaling ("obs": as the

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict
 
 import numpy as np
+from go1o4.robot_runtime.simulated_go1 import wire
 
 from go1o4 import contract as C
-from robot_runtime.simulated_go1 import wire
 
 _MOTOR_FIELDS = operator.attrgetter("q", "dq", "ddq", "tauEst", "temperature", "mode")
 _SDK_TO_SIM = [int(i) for i in C.SDK_TO_SIM]

@@ -15,10 +15,10 @@ import time
 from typing import Optional
 
 import numpy as np
+from go1o4.robot_runtime.robot_state import RobotState
+from go1o4.robot_runtime.simulated_go1.wire import LOWCMD_SIZE, LOWSTATE_SIZE
 
 from go1o4 import contract as C
-from robot_runtime.robot_state import RobotState
-from robot_runtime.simulated_go1.wire import LOWCMD_SIZE, LOWSTATE_SIZE
 
 RECV_OK, RECV_NOTHING, RECV_TIMEOUT, RECV_CRC = 0, -1, -2, -3
 

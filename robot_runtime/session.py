@@ -23,15 +23,13 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-
-from go1o4 import contract as C
-from robot_runtime import safety as S
-from robot_runtime.control import Driver, LinkLoop, LoopStats, Target, WallClock
-from robot_runtime.episode_log import EpisodeLog
-from robot_runtime.operator import Command
-from robot_runtime.reward import StepRewardComputer
-from robot_runtime.session_config import SessionConfig
-from robot_runtime.steps import (
+from go1o4.robot_runtime import safety as S
+from go1o4.robot_runtime.control import Driver, LinkLoop, LoopStats, Target, WallClock
+from go1o4.robot_runtime.episode_log import EpisodeLog
+from go1o4.robot_runtime.operator import Command
+from go1o4.robot_runtime.reward import StepRewardComputer
+from go1o4.robot_runtime.session_config import SessionConfig
+from go1o4.robot_runtime.steps import (
     CommandSchedule,
     EpisodeBuffer,
     EpisodeRecorder,
@@ -39,6 +37,8 @@ from robot_runtime.steps import (
     EpisodeResult,
     step_record,
 )
+
+from go1o4 import contract as C
 
 ARMED_STATES = (S.CALIBRATING, S.RUNNING, S.PAUSED)
 
@@ -55,7 +55,7 @@ class RuntimeSession:
         config.validate()
         self.cfg, rt = config, config.runtime
         if link is None:
-            from robot_runtime.sdk_link import SdkLink
+            from go1o4.robot_runtime.sdk_link import SdkLink
 
             r = config.robot
             link = SdkLink(r.robot_ip, r.robot_port, r.local_port)

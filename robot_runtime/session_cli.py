@@ -19,8 +19,9 @@ import signal
 import sys
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
+from go1o4.robot_runtime.session_config import SessionConfig, load_session_config
+
 from go1o4.config import ConfigError, to_dict
-from robot_runtime.session_config import SessionConfig, load_session_config
 
 DEFAULT_POLICY = "sim_pretrain/policies/go1_flat.onnx"
 
@@ -31,13 +32,14 @@ class SimRobot:
     def __init__(self, mode: str = "lockstep", how: str = "subprocess", terrain: str = "rigid",
                  start_pose: str = "lying", t265_url: str = "", t265_channel: str = "T265_POSE",
                  remote_schedule: str = "", overrides: Sequence[str] = ()):
-        from robot_runtime.simulated_go1.control import ControlClient
+        from go1o4.robot_runtime.simulated_go1.control import ControlClient
 
         self.mode, self.how, self.sim, self.proc = mode, how, None, None
         if how == "thread":
+            from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
+            from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
+
             from go1o4.config import load_config
-            from robot_runtime.simulated_go1.config import SimRobotConfig
-            from robot_runtime.simulated_go1.server import SimulatedGo1
 
             base = {"mode": mode, "port": 0, "control_port": 0, "terrain": {"kind": terrain}, "start_pose": start_pose,
                     "remote_schedule": remote_schedule, "t265_enabled": bool(t265_url),
@@ -45,7 +47,7 @@ class SimRobot:
             self.sim = SimulatedGo1(load_config(SimRobotConfig, None, overrides, base=base)).start()
             self.port, control_port = self.sim.port, self.sim.control_port
         elif how == "subprocess":
-            from robot_runtime.simulated_go1.cli import launch
+            from go1o4.robot_runtime.simulated_go1.cli import launch
 
             args = ["--mode", mode, "--port", "0", "--control-port", "0", "--terrain", terrain,
                     "--start-pose", start_pose]
@@ -72,7 +74,7 @@ class SimRobot:
         if self.sim is not None:
             self.sim.close()
         if self.proc is not None:
-            from robot_runtime.simulated_go1.cli import terminate
+            from go1o4.robot_runtime.simulated_go1.cli import terminate
 
             terminate(self.proc)
 
@@ -87,9 +89,9 @@ def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot
     ``lockstep``: the simulator's lock-step clock (only with a lock-step simulated robot). Logging goes
     to ``cfg.logging.log_dir`` (backend: a child process in real time, in-process in lock-step).
     """
-    from robot_runtime.clock import LockstepClock, WallClock
-    from robot_runtime.sdk_link import SdkLink
-    from robot_runtime.session import RuntimeSession
+    from go1o4.robot_runtime.clock import LockstepClock, WallClock
+    from go1o4.robot_runtime.sdk_link import SdkLink
+    from go1o4.robot_runtime.session import RuntimeSession
 
     messages: List[str] = []
 
@@ -108,9 +110,9 @@ def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot
 
 def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, messages):
     """The T265 reader thread and the episode log (logger process in real time)."""
-    from robot_runtime.clock import inherited_priority
-    from robot_runtime.episode_log import EpisodeLog
-    from robot_runtime.t265.source import T265Source
+    from go1o4.robot_runtime.clock import inherited_priority
+    from go1o4.robot_runtime.episode_log import EpisodeLog
+    from go1o4.robot_runtime.t265.source import T265Source
 
     t265 = None
     if use_t265:  # its reader thread runs Python: real-time too, else it could hold the GIL while preempted
@@ -168,9 +170,9 @@ def _fail(msg: str, code: int = 2) -> int:
 
 
 def run(args) -> int:
-    from robot_runtime.operator import KeyboardInput, RemoteInput, ScriptInput, load_script
-    from robot_runtime.policy import ContractMismatch, OnnxPolicy, PolicyLoadError
-    from robot_runtime.status import KEYS_HELP, StatusPrinter, snapshot
+    from go1o4.robot_runtime.operator import KeyboardInput, RemoteInput, ScriptInput, load_script
+    from go1o4.robot_runtime.policy import ContractMismatch, OnnxPolicy, PolicyLoadError
+    from go1o4.robot_runtime.status import KEYS_HELP, StatusPrinter, snapshot
 
     overrides = list(args.set) + (["logging.log_dir=%s" % args.log_dir] if args.log_dir else [])
     overrides += ["logging.enabled_at_start=true"] if args.log else []
@@ -189,7 +191,7 @@ def run(args) -> int:
             robot = start_simulated_robot(cfg, args.sim_mode, args.sim_robot, args.terrain, args.start_pose,
                                           args.remote)
         elif args.sim_control_port is not None:
-            from robot_runtime.simulated_go1.control import ControlClient
+            from go1o4.robot_runtime.simulated_go1.control import ControlClient
 
             robot = SimRobot.__new__(SimRobot)
             robot.sim = robot.proc = None
@@ -247,7 +249,7 @@ def run(args) -> int:
 
 def session_summary(session) -> Dict[str, Any]:
     """Timing and episode summary of a finished session (also the benchmark's raw numbers)."""
-    from robot_runtime.control import percentiles_ms
+    from go1o4.robot_runtime.control import percentiles_ms
 
     loop = session.loop
     return {

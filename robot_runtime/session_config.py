@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from go1o4.robot_runtime.reward import ONLINE_REWARDS
+from go1o4.robot_runtime.safety import SafetyLimits
+from go1o4.robot_runtime.simulated_go1.wire import BUTTON_BITS
+from go1o4.robot_runtime.t265.source import T265Config
 
 from go1o4 import contract as C
 from go1o4.config import load_config
-from robot_runtime.reward import ONLINE_REWARDS
-from robot_runtime.safety import SafetyLimits
-from robot_runtime.simulated_go1.wire import BUTTON_BITS
-from robot_runtime.t265.source import T265Config
 
 STICK_AXES = ("lx", "ly", "rx", "ry")
 

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Optional
 
 import numpy as np
+from go1o4.robot_runtime.safety import clamp_q_des, ramp_toward
 from tqdm import tqdm
 
 from go1o4 import contract as C
 from go1o4.config import ConfigError, load_config
-from robot_runtime.safety import clamp_q_des, ramp_toward
 
 TICKS_PER_POLICY_STEP = int(round(C.POLICY_DT / C.LINK_DT))  # 10 link ticks per 50 Hz step
 
@@ -206,7 +206,7 @@ def run(args) -> int:
                          "harness, e-stop in reach. Type 'yes' to continue: " % args.robot_ip)
         if sys.stdin.readline().strip() != "yes":
             return 1
-    from robot_runtime.sdk_link import SdkLink
+    from go1o4.robot_runtime.sdk_link import SdkLink
 
     link = SdkLink(args.robot_ip, args.robot_port, args.local_port, block_ms=100 if args.unpaced else 0)
     res = run_stand(link, cfg, paced=not args.unpaced)

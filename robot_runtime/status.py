@@ -13,7 +13,7 @@ KEYS_HELP = "keys: c calibrate  r run  p pause  space/d damping  l log  w/s a/f 
 
 def snapshot(session) -> Dict[str, Any]:
     """What the status line shows, read from a :class:`robot_runtime.session.RuntimeSession`."""
-    from robot_runtime.safety import STATE_NAMES
+    from go1o4.robot_runtime.safety import STATE_NAMES
 
     st, r, loop = session.loop.latest, session.last_reading, session.loop
     inf = list(session.inference)[-50:]

@@ -34,8 +34,7 @@ def load_policy(path: str) -> PolicyFn:
         name_in, name_out = contract["onnx"]["input"], contract["onnx"]["output"]
         return lambda obs: sess.run([name_out], {name_in: obs.astype(np.float32)})[0]
     import torch
-
-    from sim_pretrain.runner import actor_from_checkpoint
+    from go1o4.sim_pretrain.runner import actor_from_checkpoint
 
     actor = actor_from_checkpoint(path)
 
@@ -62,7 +61,7 @@ def evaluation_env_config(base_cfg, episodes: int, terrain: str, dr: bool, noise
 def evaluate(policy: PolicyFn, env_cfg, commands: Sequence[Tuple[float, float, float]], steps: int,
              steady_after: float = 2.0) -> List[Dict[str, float]]:
     """Run ``env_cfg.num_envs`` episodes per command; returns one row of statistics per command."""
-    from sim_pretrain.env import Go1VecEnv
+    from go1o4.sim_pretrain.env import Go1VecEnv
 
     rows = []
     n = env_cfg.num_envs
@@ -127,7 +126,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from sim_pretrain.runner import PretrainConfig
+    from go1o4.sim_pretrain.runner import PretrainConfig
 
     here = os.path.dirname(os.path.abspath(__file__))
     try:

@@ -9,8 +9,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.sim_pretrain.runner import actor_from_checkpoint, load_checkpoint
+
     from go1o4.rl.export import export_onnx
-    from sim_pretrain.runner import actor_from_checkpoint, load_checkpoint
 
     try:
         actor = actor_from_checkpoint(args.checkpoint)

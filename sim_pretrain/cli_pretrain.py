@@ -28,7 +28,7 @@ def _git_state() -> str:
 
 
 def run(args) -> int:
-    from sim_pretrain.runner import OnPolicyRunner, PretrainConfig
+    from go1o4.sim_pretrain.runner import OnPolicyRunner, PretrainConfig
 
     try:
         cfg = load_config(PretrainConfig, args.config, overrides=args.set)

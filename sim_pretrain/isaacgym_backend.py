@@ -10,7 +10,7 @@ in one place at a small cost in speed.
 
 Usage (Python 3.8, isaacgym installed)::
 
-    from sim_pretrain.isaacgym_backend import IsaacGymGo1VecEnv
+    from go1o4.sim_pretrain.isaacgym_backend import IsaacGymGo1VecEnv
     env = IsaacGymGo1VecEnv(cfg.env, asset_file="go1.urdf")  # same EnvConfig as MuJoCo
     obs, info = env.reset(); obs, rew, term, trunc, info = env.step(actions)
 """
@@ -28,14 +28,14 @@ except ImportError as _e:  # pragma: no cover - exercised by the import test
         "on PyPI: install it from NVIDIA's tarball (pip install -e isaacgym/python). Use the MuJoCo environment "
         "sim_pretrain.env.Go1VecEnv otherwise. (%s)" % _e)
 import torch  # noqa: E402
+from go1o4.sim_pretrain.env import observations as O  # noqa: E402
+from go1o4.sim_pretrain.env.commands import sample_commands  # noqa: E402
+from go1o4.sim_pretrain.env.config import EnvConfig  # noqa: E402
+from go1o4.sim_pretrain.env.group import episode_stat_names  # noqa: E402
+from go1o4.sim_pretrain.env.robots import FOOT_RADIUS, MAX_DELAY, substep_delays  # noqa: E402
+from go1o4.sim_pretrain.rewards import RewardState, check_termination, compute_rewards  # noqa: E402
 
 from go1o4 import contract as C  # noqa: E402
-from sim_pretrain.env import observations as O  # noqa: E402
-from sim_pretrain.env.commands import sample_commands  # noqa: E402
-from sim_pretrain.env.config import EnvConfig  # noqa: E402
-from sim_pretrain.env.group import episode_stat_names  # noqa: E402
-from sim_pretrain.env.robots import FOOT_RADIUS, MAX_DELAY, substep_delays  # noqa: E402
-from sim_pretrain.rewards import RewardState, check_termination, compute_rewards  # noqa: E402
 
 FOOT_BODIES = tuple("%s_calf_link" % leg for leg in C.LEGS_SIM)
 BAD_CONTACT_BODIES = ("trunk",) + tuple("%s_hip_link" % leg for leg in C.LEGS_SIM)
@@ -44,7 +44,7 @@ COLLISION_BODIES = tuple("%s_%s_link" % (leg, p) for leg in C.LEGS_SIM for p in 
 
 def _default_asset() -> str:
     """Write the project's Go1 MJCF (rigid floor removed by Isaac Gym's importer) to a temp file."""
-    from sim_pretrain.model import TerrainConfig, go1_mjcf
+    from go1o4.sim_pretrain.model import TerrainConfig, go1_mjcf
 
     path = os.path.join(tempfile.mkdtemp(prefix="go1o4_"), "go1.xml")
     with open(path, "w") as f:

@@ -9,10 +9,10 @@ from typing import Optional, Sequence
 
 import mujoco
 import numpy as np
+from go1o4.sim_pretrain.model.go1_mjcf import FOOT_GEOMS, FOOT_RADIUS, SENSOR_SLICES, go1_mjcf
+from go1o4.sim_pretrain.model.terrain import TerrainConfig, surface_height
 
 from go1o4 import contract
-from sim_pretrain.model.go1_mjcf import FOOT_GEOMS, FOOT_RADIUS, SENSOR_SLICES, go1_mjcf
-from sim_pretrain.model.terrain import TerrainConfig, surface_height
 
 POSES = ("standing", "lying")
 SETTLED_QVEL = 0.02  # rad/s and m/s: reset() stops settling below this

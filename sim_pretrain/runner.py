@@ -14,13 +14,13 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from go1o4.sim_pretrain.env import EnvConfig, Go1VecEnv
 
 from go1o4.config import to_dict
 from go1o4.rl.networks import ACTOR_HIDDEN, Critic, GaussianActor
 from go1o4.rl.normalizer import RunningMeanStd
 from go1o4.rl.ppo import PPO, PPOConfig
 from go1o4.rl.storage import RolloutStorage
-from sim_pretrain.env import EnvConfig, Go1VecEnv
 
 
 @dataclass
@@ -119,10 +119,10 @@ class OnPolicyRunner:
     # ------------------------------------------------------------------ behaviour-cloning start
     def behaviour_clone_prior(self, progress: bool = True) -> float:
         """Fit the actor mean to the open-loop trot on states visited by the (noisy) trot; returns the final MSE."""
+        from go1o4.sim_pretrain.env.trot_prior import trot_actions
         from tqdm import tqdm
 
         from go1o4.contract import advance_gait_index
-        from sim_pretrain.env.trot_prior import trot_actions
 
         rc, env = self.cfg.runner, self.env
         rng = np.random.default_rng(rc.seed)

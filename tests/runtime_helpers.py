@@ -79,7 +79,7 @@ def wrong_shape_policy(folder: str, n_in: int = 280, n_out: int = C.NUM_ACTIONS)
 
 
 def session_config(log_dir: str, channel: str, *overrides: str):
-    from robot_runtime.session_config import load_session_config
+    from go1o4.robot_runtime.session_config import load_session_config
 
     base = ["logging.log_dir=%s" % log_dir, "t265.channel=%s" % channel, "runtime.settle_s=0.2",
             "runtime.lockstep_recv_timeout_s=0.01"]
@@ -87,7 +87,7 @@ def session_config(log_dir: str, channel: str, *overrides: str):
 
 
 def lockstep_session(cfg, robot, policy, messages=None, **kw):
-    from robot_runtime.session_cli import build_session
+    from go1o4.robot_runtime.session_cli import build_session
 
     sink = messages if messages is not None else []
     return build_session(cfg, policy, lockstep=True, robot=robot, on_message=sink.append, **kw)
@@ -103,7 +103,7 @@ def close_session(session) -> None:
 def realtime_sim(cfg, priority: int = 30, **kw):
     """A real-time simulated Go1 in its own process, at SCHED_FIFO ``priority`` when allowed: this test machine
     is shared and fully loaded, and a starved simulator would (correctly) trip the runtime's state timeout."""
-    from robot_runtime.session_cli import start_simulated_robot
+    from go1o4.robot_runtime.session_cli import start_simulated_robot
 
     robot = start_simulated_robot(cfg, "realtime", "subprocess", **kw)
     try:

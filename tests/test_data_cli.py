@@ -4,8 +4,8 @@ import os
 
 import h5py
 import numpy as np
+from go1o4.data.dataset import TransitionDataset
 
-from data.dataset import TransitionDataset
 from go1o4.cli import main
 
 SESSIONS = ("20230807-170045", "20230808-215007")
@@ -82,8 +82,8 @@ def test_data_package_imports_without_mujoco_torch_or_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys, data.cli, data.dataset, data.reader, data.writer, data.export, data.rewards, "
-            "data.import_uni_o4, data.validate, data.plots; "
+    code = ("import sys, go1o4.data.cli, go1o4.data.dataset, go1o4.data.reader, go1o4.data.writer, "
+            "go1o4.data.export, go1o4.data.rewards, go1o4.data.import_uni_o4, go1o4.data.validate, go1o4.data.plots; "
             "bad = [m for m in ('mujoco', 'torch', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from data.log_format import STATUS_COMPLETE, STATUS_CRASHED, STATUS_OPEN, LogWriteError
-from data.reader import open_dataset
-from data.writer import SessionWriter
+from go1o4.data.log_format import STATUS_COMPLETE, STATUS_CRASHED, STATUS_OPEN, LogWriteError
+from go1o4.data.reader import open_dataset
+from go1o4.data.writer import SessionWriter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 WRITER = r"""
 import sys, json
 import numpy as np
-from data.writer import SessionWriter
+from go1o4.data.writer import SessionWriter
 root, pause_after = sys.argv[1], int(sys.argv[2])
 w = SessionWriter(root, {"terrain": "test", "operator_note": "kill -9 test"}, session_id="s",
                   flush_every_steps=10, flush_every_s=60.0)
@@ -104,8 +103,8 @@ def test_kill9_mid_episode_keeps_every_flushed_step(tmp_path):
 DISK_FULL = r"""
 import json, resource, signal, sys
 import numpy as np
-from data.log_format import LogWriteError
-from data.writer import EpisodeWriter, SessionWriter
+from go1o4.data.log_format import LogWriteError
+from go1o4.data.writer import EpisodeWriter, SessionWriter
 root, mode = sys.argv[1], sys.argv[2]
 if mode == "raw":
     EpisodeWriter._check_space = lambda self, n: None

@@ -1,11 +1,11 @@
 """Transition datasets: history stacking at episode boundaries, flags, splits, save/load, real build."""
 import numpy as np
 import pytest
+from go1o4.data.dataset import BuildConfig, TransitionDataset, build_dataset, merge_datasets
+from go1o4.data.import_uni_o4 import import_uni_o4
+from go1o4.data.log_format import Episode, LogReadError
+from go1o4.data.writer import SessionWriter
 
-from data.dataset import BuildConfig, TransitionDataset, build_dataset, merge_datasets
-from data.import_uni_o4 import import_uni_o4
-from data.log_format import Episode, LogReadError
-from data.writer import SessionWriter
 from go1o4 import contract as C
 
 

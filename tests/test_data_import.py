@@ -5,10 +5,10 @@ import os
 import h5py
 import numpy as np
 import pytest
+from go1o4.data.import_uni_o4 import find_uni_o4_files, import_uni_o4, load_uni_o4_file
+from go1o4.data.log_format import LogReadError
+from go1o4.data.reader import open_dataset
 
-from data.import_uni_o4 import find_uni_o4_files, import_uni_o4, load_uni_o4_file
-from data.log_format import LogReadError
-from data.reader import open_dataset
 from go1o4 import contract as C
 
 

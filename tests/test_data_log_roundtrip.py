@@ -7,13 +7,12 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from go1o4.data.log_format import FIELD_SPECS, PROFILE_FIELDS, STATUS_COMPLETE, LogReadError
+from go1o4.data.reader import load_episode, open_dataset
+from go1o4.data.validate import validate_episode
+from go1o4.data.writer import SessionWriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from data.log_format import FIELD_SPECS, PROFILE_FIELDS, STATUS_COMPLETE, LogReadError
-from data.reader import load_episode, open_dataset
-from data.validate import validate_episode
-from data.writer import SessionWriter
 
 RUNTIME_FIELDS = PROFILE_FIELDS["runtime"] + ("policy_input", "log_prob", "value", "extra_foot_contact")
 

@@ -4,15 +4,15 @@ import math
 import h5py
 import numpy as np
 import pytest
-
-from data.import_uni_o4 import load_uni_o4_file
-from data.rewards import (
+from go1o4.data.import_uni_o4 import load_uni_o4_file
+from go1o4.data.rewards import (
     RewardInputError,
     compute_reward,
     reward_names,
     rpy_to_matrix,
     world_to_body,
 )
+
 from go1o4 import contract as C
 
 

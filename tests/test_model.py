@@ -2,11 +2,11 @@
 import mujoco
 import numpy as np
 import pytest
+from go1o4.sim_pretrain.model import TERRAIN_KINDS, TerrainConfig, go1_mjcf, surface_height
+from go1o4.sim_pretrain.physics import Go1Physics, PhysicsDivergedError, quat_to_rpy
 
 from go1o4 import contract
 from go1o4.config import ConfigError, from_dict
-from sim_pretrain.model import TERRAIN_KINDS, TerrainConfig, go1_mjcf, surface_height
-from sim_pretrain.physics import Go1Physics, PhysicsDivergedError, quat_to_rpy
 
 # PD standing with Kp 20 sags under the Go1's weight: calf error ~0.26 rad (tau = Kp * err ~ 5 N m).
 STAND_Q_TOL = 0.35  # rad, any joint, any time during the 2 s

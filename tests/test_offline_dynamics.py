@@ -2,12 +2,9 @@
 import numpy as np
 import pytest
 import torch
-
-from go1o4 import contract as C
-from go1o4.rl.networks import GaussianActor
-from offline_finetune.config import DynamicsConfig, ValueConfig
-from offline_finetune.dataset import TorchData, as_transitions, load_dataset
-from offline_finetune.dynamics import (
+from go1o4.offline_finetune.config import DynamicsConfig, ValueConfig
+from go1o4.offline_finetune.dataset import TorchData, as_transitions, load_dataset
+from go1o4.offline_finetune.dynamics import (
     PREDICTED,
     DynamicsTrainer,
     EnsembleDynamics,
@@ -17,9 +14,12 @@ from offline_finetune.dynamics import (
     next_clock,
     shift_history,
 )
-from offline_finetune.ope import am_q, start_states
-from offline_finetune.synthetic import make_synthetic
-from offline_finetune.value import IQLValue
+from go1o4.offline_finetune.ope import am_q, start_states
+from go1o4.offline_finetune.synthetic import make_synthetic
+from go1o4.offline_finetune.value import IQLValue
+
+from go1o4 import contract as C
+from go1o4.rl.networks import GaussianActor
 
 S = C.OBS_SLICES
 

@@ -3,10 +3,8 @@ import math
 
 import numpy as np
 import pytest
-
-from go1o4.config import ConfigError, load_config
-from offline_finetune.evidence import EvidenceConfig
-from offline_finetune.evidence_report import (
+from go1o4.offline_finetune.evidence import EvidenceConfig
+from go1o4.offline_finetune.evidence_report import (
     decision_accuracy,
     eval_row,
     mean_std_table,
@@ -14,6 +12,8 @@ from offline_finetune.evidence_report import (
     pair_ordering,
     repeat_spread,
 )
+
+from go1o4.config import ConfigError, load_config
 
 
 def test_pair_ordering_concordant_reversed_and_partial():
@@ -93,12 +93,13 @@ def test_config_rejects_unknown_methods():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    from offline_finetune.synthetic import make_synthetic
+    from go1o4.offline_finetune.synthetic import make_synthetic
     return make_synthetic(num_episodes=10, steps=60, seed=2)
 
 
 def _tiny_cfg(algo: str, *extra: str):
-    from offline_finetune.config import OfflineConfig
+    from go1o4.offline_finetune.config import OfflineConfig
+
     from tests.test_offline_pipeline import QUICK, TINY
     return load_config(OfflineConfig, QUICK, TINY + ["algo=%s" % algo] + list(extra))
 
@@ -109,10 +110,10 @@ def test_snapshots_export_every_member_at_every_ope_check(tiny_data, tmp_path):
 
     import onnxruntime as ort
     import torch
+    from go1o4.offline_finetune.evidence import snapshots
+    from go1o4.offline_finetune.train import OfflineRun
 
     from go1o4.policy_contract import load_contract
-    from offline_finetune.evidence import snapshots
-    from offline_finetune.train import OfflineRun
 
     torch.set_num_threads(1)
     out = str(tmp_path / "u")
@@ -133,9 +134,8 @@ def test_snapshots_export_every_member_at_every_ope_check(tiny_data, tmp_path):
 
 def test_reuse_critics_only_from_a_matching_run(tiny_data, tmp_path):
     import torch
-
-    from offline_finetune.evidence import reuse_critics
-    from offline_finetune.train import OfflineRun
+    from go1o4.offline_finetune.evidence import reuse_critics
+    from go1o4.offline_finetune.train import OfflineRun
 
     torch.set_num_threads(1)
     src = str(tmp_path / "src")
@@ -159,11 +159,11 @@ def test_evaluator_re_evaluates_a_retrained_policy_under_the_same_name(tmp_path)
     import os
 
     import torch
+    from go1o4.offline_finetune.evidence import Evaluator
+    from go1o4.online_finetune.config import EvalConfig
 
     from go1o4.rl.export import export_onnx
     from go1o4.rl.networks import GaussianActor
-    from offline_finetune.evidence import Evaluator
-    from online_finetune.config import EvalConfig
 
     torch.manual_seed(0)
     path = str(tmp_path / "policy.onnx")

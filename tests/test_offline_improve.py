@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from go1o4.offline_finetune.config import ImproveConfig, ValueConfig
+from go1o4.offline_finetune.uni_o4 import MultiStepPPO, acceptance, copy_member
+from go1o4.offline_finetune.value import IQLValue
 
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.config import ImproveConfig, ValueConfig
-from offline_finetune.uni_o4 import MultiStepPPO, acceptance, copy_member
-from offline_finetune.value import IQLValue
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -92,8 +92,9 @@ def test_batched_update_equals_per_member_loop():
 
 
 def _member_loss(ppo, obs, actions, clip):
+    from go1o4.offline_finetune.uni_o4 import ensemble_advantage, normalize_per_member
+
     from go1o4.rl.losses import clipped_surrogate
-    from offline_finetune.uni_o4 import ensemble_advantage, normalize_per_member
     with torch.no_grad():
         old_logp = ppo.old.distribution(obs).log_prob(actions).sum(-1)
         adv = normalize_per_member(ensemble_advantage(ppo.value, obs, actions))

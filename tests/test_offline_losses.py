@@ -4,14 +4,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from go1o4.offline_finetune.bc import EnsembleBC, bc_loss, gaussian_log_prob, kl_to_mixture, member_disagreement
+from go1o4.offline_finetune.config import BCConfig, ValueConfig
+from go1o4.offline_finetune.dataset import TorchData
+from go1o4.offline_finetune.synthetic import make_synthetic
+from go1o4.offline_finetune.value import IQLValue, q_target
 
 from go1o4.rl.losses import clipped_surrogate, expectile_loss
 from go1o4.rl.networks import GaussianActor
-from offline_finetune.bc import EnsembleBC, bc_loss, gaussian_log_prob, kl_to_mixture, member_disagreement
-from offline_finetune.config import BCConfig, ValueConfig
-from offline_finetune.dataset import TorchData
-from offline_finetune.synthetic import make_synthetic
-from offline_finetune.value import IQLValue, q_target
 
 
 def test_expectile_loss_by_hand():

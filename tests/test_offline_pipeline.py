@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from go1o4.offline_finetune.config import OfflineConfig
+from go1o4.offline_finetune.dataset import DatasetError, as_transitions
+from go1o4.offline_finetune.synthetic import make_synthetic
+from go1o4.offline_finetune.train import OfflineRun
 
 from go1o4.cli import main as go1o4_main
 from go1o4.config import load_config
 from go1o4.policy_contract import check_contract, check_onnx_shapes, load_contract
 from go1o4.rl.networks import Critic, GaussianActor
-from offline_finetune.config import OfflineConfig
-from offline_finetune.dataset import DatasetError, as_transitions
-from offline_finetune.synthetic import make_synthetic
-from offline_finetune.train import OfflineRun
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = str(REPO / "offline_finetune" / "configs" / "quick.yaml")
@@ -38,7 +38,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def dataset_file(tmp_path_factory):
     """The synthetic transitions saved as the data layer's HDF5 dataset file."""
-    from data.dataset import TransitionDataset, compute_stats
+    from go1o4.data.dataset import TransitionDataset, compute_stats
 
     tr = make_synthetic(num_episodes=10, steps=60, seed=2)
     arrays = {k: getattr(tr, k) for k in ("observations", "actions", "rewards", "next_observations", "terminals",
@@ -62,7 +62,7 @@ def test_cli_end_to_end_resume_and_export(dataset_file, tmp_path):
     out = str(tmp_path / "run")
     cfg = load_config(OfflineConfig, QUICK, TINY)
     # a first session stops after the BC stage ...
-    from data.dataset import TransitionDataset
+    from go1o4.data.dataset import TransitionDataset
     first = OfflineRun(cfg, TransitionDataset.load(dataset_file), out, progress=False)
     first.stage_bc()
     bc_rows = json.load(open(os.path.join(out, "metrics.json")))["bc"]
@@ -178,10 +178,10 @@ sys.modules["mujoco"] = None
 sys.modules["isaacgym"] = None
 import torch
 from go1o4.config import load_config
-from offline_finetune.config import OfflineConfig
-from offline_finetune.dataset import load_dataset
-from offline_finetune.train import OfflineRun
-import offline_finetune.cli, offline_finetune.report, offline_finetune.iql, offline_finetune.pretrained
+from go1o4.offline_finetune.config import OfflineConfig
+from go1o4.offline_finetune.dataset import load_dataset
+from go1o4.offline_finetune.train import OfflineRun
+import go1o4.offline_finetune.cli, go1o4.offline_finetune.report, go1o4.offline_finetune.iql, go1o4.offline_finetune.pretrained
 cfg = load_config(OfflineConfig, sys.argv[1], sys.argv[3:] + ["algo=one_step"])
 ds = load_dataset("uni_o4_real", progress=False, max_files=3)
 s = OfflineRun(cfg, ds, sys.argv[2], progress=False).run()
@@ -200,7 +200,7 @@ def test_runs_without_mujoco_on_real_log_subset(real_logs_dir, tmp_path):
 def test_resume_mid_stage_matches_uninterrupted(tmp_path, monkeypatch):
     """A run killed inside the BC stage resumes from its last checkpoint and ends exactly where an
     uninterrupted run ends (model, optimiser and generator states are all restored)."""
-    from offline_finetune.bc import EnsembleBC
+    from go1o4.offline_finetune.bc import EnsembleBC
 
     tr = make_synthetic(num_episodes=6, steps=40, seed=5)
     cfg = load_config(OfflineConfig, QUICK, TINY + ["bc.steps=30", "checkpoint_every=10", "bc.eval_every=10"])
@@ -239,9 +239,10 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
 
 def test_pretrained_policy_loaders(tmp_path):
     """All members can start from a sim policy given as a state_dict, a sim_pretrain checkpoint or ONNX."""
+    from go1o4.offline_finetune.pretrained import PretrainedError, ensemble_from_pretrained, load_pretrained_actor
+
     from go1o4.rl.export import export_onnx
     from go1o4.rl.ppo import PPO, PPOConfig
-    from offline_finetune.pretrained import PretrainedError, ensemble_from_pretrained, load_pretrained_actor
 
     torch.manual_seed(7)
     pre = GaussianActor()

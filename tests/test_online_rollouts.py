@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from go1o4.online_finetune import models
+from go1o4.online_finetune.rollouts import LEDGER, append_ledger, make_segment, ppo_batch, read_ledger, transitions
+from go1o4.online_finetune.trainer import fill_storage
 
 from go1o4 import contract as C
 from go1o4.rl.networks import Critic
-from online_finetune import models
-from online_finetune.rollouts import LEDGER, append_ledger, make_segment, ppo_batch, read_ledger, transitions
-from online_finetune.trainer import fill_storage
 
 
 def _episode(n, seed=0):

@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from go1o4.data.dataset import TransitionDataset
+from go1o4.data.reader import load_episode
+from go1o4.online_finetune.collector import RobotRunner
+from go1o4.online_finetune.config import OnlineConfig, RobotConfig
+from go1o4.online_finetune.rollouts import episode_keys, make_segment
+from go1o4.online_finetune.trainer import CHECKPOINT, OnlineTrainer
 from runtime_helpers import wrong_shape_policy
 
-from data.dataset import TransitionDataset
-from data.reader import load_episode
 from go1o4 import contract as C
 from go1o4.config import load_config
 from go1o4.policy_contract import ContractMismatch, file_sha256, load_contract, save_contract
 from go1o4.rl.networks import Critic, GaussianActor
-from online_finetune.collector import RobotRunner
-from online_finetune.config import OnlineConfig, RobotConfig
-from online_finetune.rollouts import episode_keys, make_segment
-from online_finetune.trainer import CHECKPOINT, OnlineTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -228,7 +228,7 @@ def test_sigkill_mid_update_then_resume_loses_no_step_and_repeats_no_update(tmp_
 
 
 def test_one_trainer_per_run_directory(trainer, tmp_path):
-    from online_finetune.runfiles import RunDirBusy
+    from go1o4.online_finetune.runfiles import RunDirBusy
 
     with pytest.raises(RunDirBusy, match="another trainer is running"):
         OnlineTrainer(tiny_config(), trainer.out, progress=False)
@@ -237,10 +237,10 @@ def test_one_trainer_per_run_directory(trainer, tmp_path):
 # ----------------------------------------------------------------------------- the IQL online baseline
 IQL_CHILD = """
 import json, sys
-from data.dataset import TransitionDataset
+from go1o4.data.dataset import TransitionDataset
 from go1o4.config import load_config
-from online_finetune.baselines import IQLOnline
-from online_finetune.config import IQLOnlineConfig, OnlineConfig
+from go1o4.online_finetune.baselines import IQLOnline
+from go1o4.online_finetune.config import IQLOnlineConfig, OnlineConfig
 iql_dir, ds, out, over = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 cfg = load_config(OnlineConfig, None, over)
 IQLOnline(cfg, IQLOnlineConfig(updates_per_step=0.1, batch_size=32), iql_dir, TransitionDataset.load(ds), out,
@@ -250,9 +250,10 @@ IQLOnline(cfg, IQLOnlineConfig(updates_per_step=0.1, batch_size=32), iql_dir, Tr
 
 def iql_like_dir(folder):
     """An offline IQL run's files as IQLOnline reads them: config.yaml, checkpoint.pt (value), policy_actor.pt."""
+    from go1o4.offline_finetune.config import OfflineConfig
+    from go1o4.offline_finetune.value import IQLValue
+
     from go1o4.config import save_config
-    from offline_finetune.config import OfflineConfig
-    from offline_finetune.value import IQLValue
 
     torch.manual_seed(0)
     os.makedirs(folder, exist_ok=True)
@@ -274,8 +275,8 @@ def _iql_child(iql_dir, ds, out, total, stall):
 def test_iql_online_sigkill_then_resume_loses_no_step_and_repeats_no_gradient_step(tmp_path):
     """IQL online on the simulated Go1: two episodes checkpointed, a third consumed and SIGKILLed before its
     checkpoint; the restart trains on that third episode from its log, once, and carries on to the budget."""
-    from online_finetune.baselines import CHECKPOINT as IQL_CKPT
-    from online_finetune.rollouts import load_segment, read_ledger
+    from go1o4.online_finetune.baselines import CHECKPOINT as IQL_CKPT
+    from go1o4.online_finetune.rollouts import load_segment, read_ledger
 
     iql_dir, ds, out = iql_like_dir(str(tmp_path / "iql")), str(tmp_path / "ds.h5"), str(tmp_path / "run")
     small_dataset().save(ds)

@@ -6,14 +6,14 @@ Lock-step mode freezes the physics between a reply and the next command, so both
 """
 import numpy as np
 import pytest
+from go1o4.robot_runtime.robot_state import RobotState
+from go1o4.robot_runtime.sdk_link import SdkLink
+from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
+from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
+from go1o4.sim_pretrain.model.terrain import TerrainConfig
 
 from go1o4 import contract as C
-from robot_runtime.robot_state import RobotState
-from robot_runtime.sdk_link import SdkLink
-from robot_runtime.simulated_go1 import wire
-from robot_runtime.simulated_go1.config import SimRobotConfig
-from robot_runtime.simulated_go1.server import SimulatedGo1
-from sim_pretrain.model.terrain import TerrainConfig
 
 pytest.importorskip("unitree_legged_sdk.robot_interface")
 

@@ -1,11 +1,11 @@
 """The vectorised MuJoCo Go1 env: shapes, observation = contract, action mapping, latency, resets, determinism."""
 import numpy as np
 import pytest
+from go1o4.sim_pretrain.env import CRITIC_OBS_DIM, EnvConfig, Go1VecEnv
+from go1o4.sim_pretrain.env.robots import latency_runs, substep_delays
 
 from go1o4 import contract as C
 from go1o4.config import load_config
-from sim_pretrain.env import CRITIC_OBS_DIM, EnvConfig, Go1VecEnv
-from sim_pretrain.env.robots import latency_runs, substep_delays
 
 
 def make_env(n=3, workers=0, **over):
@@ -155,7 +155,7 @@ def test_worker_processes_step_all_robots():
 
 
 def test_mixed_terrain_assignment():
-    from sim_pretrain.env.vec_env import terrain_assignment
+    from go1o4.sim_pretrain.env.vec_env import terrain_assignment
     cfg = load_config(EnvConfig, overrides=["num_envs=8", "terrain=mixed", "mattress_fraction=0.25"])
     t = terrain_assignment(cfg)
     assert t.count("mattress") == 2 and t.count("rigid") == 6
@@ -174,14 +174,14 @@ def test_isaacgym_backend_says_clearly_it_needs_isaacgym():
     if importlib.util.find_spec("isaacgym") is not None:
         pytest.skip("isaacgym is installed here")
     with pytest.raises(ImportError, match="Isaac Gym Preview 4"):
-        import sim_pretrain.isaacgym_backend  # noqa: F401
+        import go1o4.sim_pretrain.isaacgym_backend  # noqa: F401
 
 
 @pytest.mark.parametrize("name", ["flat", "mattress", "mixed"])
 def test_shipped_configs_load(name):
     import os
 
-    from sim_pretrain.runner import PretrainConfig
+    from go1o4.sim_pretrain.runner import PretrainConfig
     path = os.path.join(os.path.dirname(__file__), "..", "sim_pretrain", "configs", name + ".yaml")
     cfg = load_config(PretrainConfig, path)
     assert cfg.env.terrain == {"flat": "rigid"}.get(name, name)

@@ -31,5 +31,5 @@ def test_evaluate_refuses_a_policy_without_contract(tmp_path, capsys):
     p = tmp_path / "p.onnx"
     p.write_bytes(open(POLICY, "rb").read())
     with pytest.raises(FileNotFoundError, match="contract"):
-        from sim_pretrain.cli_evaluate import load_policy
+        from go1o4.sim_pretrain.cli_evaluate import load_policy
         load_policy(str(p))

@@ -3,11 +3,9 @@ import math
 
 import numpy as np
 import pytest
-
-from go1o4 import contract as C
-from sim_pretrain.env.commands import sample_commands
-from sim_pretrain.env.config import CommandConfig, RewardConfig
-from sim_pretrain.rewards import (
+from go1o4.sim_pretrain.env.commands import sample_commands
+from go1o4.sim_pretrain.env.config import CommandConfig, RewardConfig
+from go1o4.sim_pretrain.rewards import (
     REWARD_FUNCTIONS,
     RewardState,
     check_termination,
@@ -15,6 +13,8 @@ from sim_pretrain.rewards import (
     compute_rewards,
     desired_contact_states,
 )
+
+from go1o4 import contract as C
 
 
 def state(n=2, **kw):
@@ -129,7 +129,7 @@ def test_sample_commands_ranges_and_zeroing():
 
 
 def test_trot_prior_kinematics_and_clock():
-    from sim_pretrain.env.trot_prior import leg_fk, leg_ik, trot_actions
+    from go1o4.sim_pretrain.env.trot_prior import leg_fk, leg_ik, trot_actions
     th, ca = np.array([0.8, 1.0, 0.3]), np.array([-1.5, -1.2, -2.0])
     np.testing.assert_allclose(leg_ik(*leg_fk(th, ca)), (th, ca), atol=1e-9)
     cmds = np.tile(C.command_vector(0.0, 0.0, 0.0), (2, 1))

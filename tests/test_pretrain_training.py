@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 import torch
+from go1o4.sim_pretrain.runner import OnPolicyRunner, PretrainConfig, actor_from_checkpoint
 
 from go1o4 import contract as C
 from go1o4.config import load_config
 from go1o4.policy_contract import check_contract, load_contract
-from sim_pretrain.runner import OnPolicyRunner, PretrainConfig, actor_from_checkpoint
 
 TINY = ["env.num_envs=4", "env.num_workers=0", "runner.num_steps_per_env=8", "runner.max_iterations=3",
         "runner.save_interval=2", "runner.actor_hidden=[512, 256, 128]", "runner.critic_hidden=[32]",
@@ -44,7 +44,7 @@ def test_updates_have_finite_losses_and_logs(trained):
 
 
 def test_behaviour_cloning_fits_the_trot_prior(tmp_path):
-    from sim_pretrain.env.trot_prior import trot_actions
+    from go1o4.sim_pretrain.env.trot_prior import trot_actions
     cfg = load_config(PretrainConfig, CONFIG, overrides=TINY + ["runner.bc_prior_steps=20", "runner.bc_epochs=60",
                                                                 "runner.bc_noise=0.0"])
     r = OnPolicyRunner(cfg, str(tmp_path))

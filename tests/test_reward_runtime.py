@@ -1,12 +1,12 @@
 """The runtime's per-step reward equals data.rewards' recomputation on the same episode (one definition)."""
 import numpy as np
 import pytest
+from go1o4.data.rewards import compute_reward, uni_o4_terms
+from go1o4.robot_runtime.reward import StepRewardComputer
+from go1o4.robot_runtime.t265 import frames as F
+from go1o4.robot_runtime.t265.source import VelocityReading
 
-from data.rewards import compute_reward, uni_o4_terms
 from go1o4 import contract as C
-from robot_runtime.reward import StepRewardComputer
-from robot_runtime.t265 import frames as F
-from robot_runtime.t265.source import VelocityReading
 
 
 def make_episode(rng, n=60, first_last_action=None, action_std=0.15, big_actions=()):

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime import safety as S
+from go1o4.robot_runtime.policy import OnnxPolicy
+from go1o4.robot_runtime.session_cli import start_simulated_robot
 from runtime_helpers import (
     close_session,
     export_random_policy,
@@ -27,9 +30,6 @@ from runtime_helpers import (
 )
 
 from go1o4 import contract as C
-from robot_runtime import safety as S
-from robot_runtime.policy import OnnxPolicy
-from robot_runtime.session_cli import start_simulated_robot
 
 pytest.importorskip("unitree_legged_sdk.robot_interface")
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def at(t_event, action, log, clock, gc_seen=None):
 
 
 def episodes(session):
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     session.log.close()
     return [ref.load() for ref in open_dataset(session.log.session_path).episodes]
@@ -151,7 +151,7 @@ def test_crc_failures_counted_then_sustained_ones_damp(session, robot):
 
 def test_simulator_killed_mid_episode_realtime(tmp_path, policy_path):
     """Real time, threads, logger process: the robot vanishes -> damping, episode truncated 'state_lost'."""
-    from robot_runtime.session_cli import build_session
+    from go1o4.robot_runtime.session_cli import build_session
 
     ch = CHANNEL + "_rt"
     cfg = session_config(str(tmp_path / "logs"), ch)
@@ -186,7 +186,7 @@ def test_simulator_killed_mid_episode_realtime(tmp_path, policy_path):
     finally:
         close_session(s)
         robot.close()
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     ep = open_dataset(s.log.session_path).episodes[0].load()
     assert (ep.end, ep.reason, ep.status) == ("truncation", r.reason, "complete") and ep.num_steps == r.steps
@@ -228,11 +228,12 @@ def _cli_in_child_as_nobody(argv, timeout=120.0):
     a fresh interpreter cannot start as nobody here: Python lives under /root). Returns (exit code, output)."""
     import tempfile
 
+    import go1o4.robot_runtime.session_cli  # noqa: F401
+    import go1o4.robot_runtime.simulated_go1.control  # noqa: F401
+    import go1o4.robot_runtime.status  # noqa: F401
+    from go1o4.robot_runtime.lcm_types import t265_pose_t  # noqa: F401
+
     import go1o4.cli  # noqa: F401 - everything the child runs is imported before the fork
-    import robot_runtime.session_cli  # noqa: F401
-    import robot_runtime.simulated_go1.control  # noqa: F401
-    import robot_runtime.status  # noqa: F401
-    from robot_runtime.lcm_types import t265_pose_t  # noqa: F401
 
     out = tempfile.NamedTemporaryFile(prefix="go1o4_rtf_out_", dir="/tmp", delete=False)
     os.chmod(out.name, 0o666)
@@ -308,7 +309,7 @@ def test_disk_full_stops_logging_keeps_earlier_episodes(robot, policy_path, tmp_
     summary = _summary(r.stdout)
     last = summary["episodes"][-1]
     assert last["reason"] == "operator_stop" and last["steps"] > 400 and last["log"].endswith("episode_00001.h5")
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     eps = [ref.load() for ref in open_dataset(str(tmp_path / "logs")).episodes]
     assert (eps[0].status, eps[0].reason, eps[0].num_steps) == ("complete", "operator_stop", 50)
@@ -359,7 +360,7 @@ def test_kill9_runtime_mid_episode_log_recoverable(policy_path, tmp_path):
         if proc.poll() is None:
             proc.kill()
         robot.close()
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     ds = open_dataset(str(logs))
     ep = ds.episodes[0].load()

@@ -7,6 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from go1o4.robot_runtime import safety as S
+from go1o4.robot_runtime.operator import RemoteInput, ScriptInput, load_script
+from go1o4.robot_runtime.policy import GaussianExploration, OnnxPolicy, gaussian_log_prob
+from go1o4.robot_runtime.session_cli import SimRobot, start_simulated_robot
+from go1o4.robot_runtime.t265.frames import PoseSample
 from runtime_helpers import (
     close_session,
     export_random_policy,
@@ -17,11 +22,6 @@ from runtime_helpers import (
 )
 
 from go1o4 import contract as C
-from robot_runtime import safety as S
-from robot_runtime.operator import RemoteInput, ScriptInput, load_script
-from robot_runtime.policy import GaussianExploration, OnnxPolicy, gaussian_log_prob
-from robot_runtime.session_cli import SimRobot, start_simulated_robot
-from robot_runtime.t265.frames import PoseSample
 
 pytest.importorskip("unitree_legged_sdk.robot_interface")
 CHANNEL = "T265_RTS_%d" % os.getpid()
@@ -62,7 +62,7 @@ def events_of(session):
 
 
 def load_episodes(session):
-    from data.reader import open_dataset
+    from go1o4.data.reader import open_dataset
 
     session.log.close()
     return [ref.load() for ref in open_dataset(session.log.session_path).episodes]

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import export_random_policy, nan_policy, wrong_shape_policy
-
-from go1o4 import contract as C
-from go1o4.config import ConfigError
-from go1o4.policy_contract import ContractMismatch
-from robot_runtime.clock import LockstepClock, LoopStats
-from robot_runtime.episode_log import pack_step, unpack_step
-from robot_runtime.operator import (
+from go1o4.robot_runtime.clock import LockstepClock, LoopStats
+from go1o4.robot_runtime.episode_log import pack_step, unpack_step
+from go1o4.robot_runtime.operator import (
     Command,
     RemoteInput,
     ScriptInput,
@@ -22,9 +17,14 @@ from robot_runtime.operator import (
     load_script,
     stick_command,
 )
-from robot_runtime.policy import GaussianExploration, OnnxPolicy, PolicyLoadError, gaussian_log_prob
-from robot_runtime.session_config import load_session_config
-from robot_runtime.status import RateMeter, format_status
+from go1o4.robot_runtime.policy import GaussianExploration, OnnxPolicy, PolicyLoadError, gaussian_log_prob
+from go1o4.robot_runtime.session_config import load_session_config
+from go1o4.robot_runtime.status import RateMeter, format_status
+from runtime_helpers import export_random_policy, nan_policy, wrong_shape_policy
+
+from go1o4 import contract as C
+from go1o4.config import ConfigError
+from go1o4.policy_contract import ContractMismatch
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_CONFIG = REPO / "deploy" / "config" / "go1_default.yaml"
@@ -235,7 +235,7 @@ def test_keyboard_reads_a_real_terminal_without_blocking():
     import pty
     import termios
 
-    from robot_runtime.operator import KeyboardInput
+    from go1o4.robot_runtime.operator import KeyboardInput
 
     master, slave = pty.openpty()
     stream = os.fdopen(slave, "r")
@@ -257,8 +257,9 @@ def test_keyboard_reads_a_real_terminal_without_blocking():
 
 
 def test_documented_runtime_section_matches_the_defaults():
+    from go1o4.robot_runtime.session_config import RuntimeConfig
+
     from go1o4.config import from_dict, load_yaml
-    from robot_runtime.session_config import RuntimeConfig
 
     doc = load_yaml(str(REPO / "robot_runtime" / "configs" / "session.yaml"))
     assert from_dict(RuntimeConfig, doc["runtime"], "runtime") == RuntimeConfig()
@@ -268,9 +269,9 @@ def test_link_loop_watchdog_timing_with_no_robot(udp_port):
     """A real SDK link to a port where nobody answers, on the lock-step clock: armed without a target the
     loop sends damping; stale_target trips just after 3 policy periods, state_lost after 100 ms."""
     pytest.importorskip("unitree_legged_sdk.robot_interface")
-    from robot_runtime.control import LinkLoop
-    from robot_runtime.safety import STALE_TARGET, STATE_LOST, SafetyLimits
-    from robot_runtime.sdk_link import SdkLink
+    from go1o4.robot_runtime.control import LinkLoop
+    from go1o4.robot_runtime.safety import STALE_TARGET, STATE_LOST, SafetyLimits
+    from go1o4.robot_runtime.sdk_link import SdkLink
 
     link = SdkLink("127.0.0.1", udp_port, local_port=0)
     loop = LinkLoop(link, LockstepClock(), SafetyLimits(), recv_timeout=0.0005)

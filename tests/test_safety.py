@@ -1,11 +1,11 @@
 """Safety decisions are pure functions: each rule on hand-made inputs."""
 import numpy as np
 import pytest
+from go1o4.robot_runtime import safety as S
 from hypothesis import given
 from hypothesis import strategies as st
 
 from go1o4 import contract as C
-from robot_runtime import safety as S
 
 LIM = S.SafetyLimits()
 

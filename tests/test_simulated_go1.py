@@ -7,18 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime.robot_state import RobotState
+from go1o4.robot_runtime.sdk_link import SdkLink
+from go1o4.robot_runtime.simulated_go1 import codec, wire
+from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
+from go1o4.robot_runtime.simulated_go1.control import ControlClient
+from go1o4.robot_runtime.simulated_go1.remote import load_remote_schedule
+from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
+from go1o4.robot_runtime.stand import StandConfig, run_stand
+from go1o4.sim_pretrain.model.terrain import TerrainConfig
 
 from go1o4 import contract as C
 from go1o4.config import ConfigError
-from robot_runtime.robot_state import RobotState
-from robot_runtime.sdk_link import SdkLink
-from robot_runtime.simulated_go1 import codec, wire
-from robot_runtime.simulated_go1.config import SimRobotConfig
-from robot_runtime.simulated_go1.control import ControlClient
-from robot_runtime.simulated_go1.remote import load_remote_schedule
-from robot_runtime.simulated_go1.server import SimulatedGo1
-from robot_runtime.stand import StandConfig, run_stand
-from sim_pretrain.model.terrain import TerrainConfig
 
 pytest.importorskip("unitree_legged_sdk.robot_interface")
 
@@ -205,7 +205,7 @@ def test_link_faults(robot, link):
 
 
 def test_random_silence_bursts():
-    from robot_runtime.simulated_go1.faults import FaultConfig, FaultInjector
+    from go1o4.robot_runtime.simulated_go1.faults import FaultConfig, FaultInjector
     f = FaultInjector(FaultConfig(silence_rate=20.0, silence_ms=20.0, seed=1))
     sent = []
     for k in range(500):  # 1 s of link periods
@@ -286,7 +286,7 @@ def test_remote_schedule_reaches_the_runtime(udp_port, tmp_path):
 
 
 def test_motors_heat_and_battery_drains(udp_port):
-    from robot_runtime.simulated_go1.motor import BatteryConfig, ThermalConfig
+    from go1o4.robot_runtime.simulated_go1.motor import BatteryConfig, ThermalConfig
     with make_robot(udp_port, start_pose="standing", thermal=ThermalConfig(heating=0.5, time_constant=30.0),
                     battery=BatteryConfig(capacity_wh=0.05, initial_soc=90.0)) as sim:
         link = SdkLink("127.0.0.1", sim.port, local_port=0)
@@ -311,7 +311,7 @@ def test_realtime_mode_follows_the_wall_clock(udp_port):
 
 
 def test_sim_robot_process_and_bad_config():
-    from robot_runtime.simulated_go1.cli import launch, terminate
+    from go1o4.robot_runtime.simulated_go1.cli import launch, terminate
     proc, port, cport = launch(["--mode", "lockstep", "--port", "0", "--control-port", "0", "--terrain", "mattress"])
     try:
         link = SdkLink("127.0.0.1", port, local_port=0)
@@ -352,7 +352,7 @@ def _drain(cam):
 
 
 def test_t265_rate_and_frame_convention():
-    from robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config, camera_to_body_velocity
+    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config, camera_to_body_velocity
     cfg = T265Config(mount_pos=(0.3, 0.0, 0.05))
     cam = SimulatedT265(cfg)
     _feed(cam, 1.0, yaw0=0.7, v_fwd=0.5, v_up=0.1)  # straight ahead along a 0.7 rad heading, rising
@@ -377,7 +377,7 @@ def test_t265_rate_and_frame_convention():
 
 
 def test_t265_faults():
-    from robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
+    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
     cam = SimulatedT265(T265Config(nan_prob=1.0))
     _feed(cam, 0.05)
     assert all(np.isnan(x.translation).all() and np.isnan(x.rotation).all() for x in _drain(cam))
@@ -394,7 +394,7 @@ def test_t265_faults():
 
 
 def test_t265_over_lcm_from_the_simulator(udp_port):
-    from robot_runtime.simulated_go1.t265 import LcmT265Publisher, T265Sample
+    from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, T265Sample
     with make_robot(udp_port, start_pose="standing", t265_enabled=True) as sim:
         pub = LcmT265Publisher("memq://", "T265_TEST")
         received = []

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime.reward import ONLINE_REWARDS
+from go1o4.robot_runtime.safety import SafetyLimits
+from go1o4.robot_runtime.simulated_go1.wire import BUTTON_BITS
+from go1o4.robot_runtime.t265.source import T265Config
 
 from go1o4.config import from_dict, load_yaml
-from robot_runtime.reward import ONLINE_REWARDS
-from robot_runtime.safety import SafetyLimits
-from robot_runtime.simulated_go1.wire import BUTTON_BITS
-from robot_runtime.t265.source import T265Config
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 CONFIG = DEPLOY / "config" / "go1_default.yaml"

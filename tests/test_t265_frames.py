@@ -1,8 +1,7 @@
 """T265 frames: hand cases, the Uni-O4 log remap, bad samples, agreement with the simulated T265."""
 import numpy as np
 import pytest
-
-from robot_runtime.t265 import frames as F
+from go1o4.robot_runtime.t265 import frames as F
 
 S45, C45 = np.sin(np.pi / 4), np.cos(np.pi / 4)
 
@@ -149,7 +148,7 @@ def test_remapped_log_columns_give_the_same_body_velocity():
     np.testing.assert_allclose(v_b, np.stack([r.v_body for r in live]), atol=1e-9)
     np.testing.assert_allclose(w_b, np.stack([r.omega_body for r in live]), atol=1e-9)
     # The data layer's world_to_body (default mount) is the same transform.
-    from data.rewards import world_to_body
+    from go1o4.data.rewards import world_to_body
     default = [F.body_velocity(v[i], w[i], qs[i], max_speed=10.0) for i in range(n)]
     np.testing.assert_allclose(world_to_body(F.remap_axes(v), F.remapped_rpy(qs)),
                                np.stack([r.v_body for r in default]), atol=1e-9)
@@ -185,7 +184,7 @@ def test_real_log_columns_convert(real_logs_dir):
 # ----------------------------------------------------------------------------- simulated T265
 def test_simulated_t265_recovers_trunk_velocity():
     """The simulated T265 (other stage) + this conversion give back the trunk's own velocity."""
-    from robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
+    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
     cfg = T265Config(mount_rpy=(0.0, 0.2, 0.0))
     cam = SimulatedT265(cfg)
     yaw = 0.0

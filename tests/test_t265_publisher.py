@@ -8,10 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
-from robot_runtime.lcm_types import t265_pose_t
-from robot_runtime.t265 import realsense_publisher as P
-from robot_runtime.t265.source import sample_from_message
+from go1o4.robot_runtime.lcm_types import t265_pose_t
+from go1o4.robot_runtime.t265 import realsense_publisher as P
+from go1o4.robot_runtime.t265.source import sample_from_message
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,15 +63,16 @@ def test_without_pyrealsense2_the_cli_says_what_to_install(monkeypatch, capsys):
 
 
 def test_publisher_imports_stay_minimal():
-    """The publisher runs in its own Python 3.8/3.10 env: no go1o4, yaml, h5py, torch, mujoco pulled in."""
-    code = ("import sys, robot_runtime.t265.realsense_publisher as p; "
-            "heavy = sorted(m for m in ('go1o4', 'yaml', 'h5py', 'torch', 'mujoco', 'data') if m in sys.modules); "
+    """The publisher runs in its own Python 3.8/3.10 env: only the package inits of go1o4 (no contract, config,
+    yaml, h5py, torch, mujoco) are pulled in."""
+    code = ("import sys, go1o4.robot_runtime.t265.realsense_publisher as p; "
+            "heavy = sorted(m for m in ('go1o4.contract', 'go1o4.config', 'go1o4.data', 'yaml', 'h5py', 'torch', 'mujoco') if m in sys.modules); "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_cli_help_runs_as_a_module():
-    out = subprocess.run([sys.executable, "-m", "robot_runtime.t265.realsense_publisher", "--help"], cwd=str(REPO),
+    out = subprocess.run([sys.executable, "-m", "go1o4.robot_runtime.t265.realsense_publisher", "--help"], cwd=str(REPO),
                          capture_output=True, text=True, check=True)
     assert "--lcm-url" in out.stdout and "--channel" in out.stdout

@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import lcm
 import numpy as np
 import pytest
-
-from robot_runtime.t265 import frames as F
-from robot_runtime.t265.realsense_publisher import pose_to_message
-from robot_runtime.t265.source import T265Config, T265Source
+from go1o4.robot_runtime.t265 import frames as F
+from go1o4.robot_runtime.t265.realsense_publisher import pose_to_message
+from go1o4.robot_runtime.t265.source import T265Config, T265Source
 
 URL = "udpm://239.255.76.67:7667?ttl=0"
 CONFIG = str(Path(__file__).resolve().parents[1] / "deploy" / "config" / "go1_default.yaml")

@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime.robot_state import RobotState
+from go1o4.robot_runtime.simulated_go1 import codec, wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from go1o4 import contract as C
-from robot_runtime.robot_state import RobotState
-from robot_runtime.simulated_go1 import codec, wire
 
 sdk = pytest.importorskip("unitree_legged_sdk.robot_interface")
 
@@ -209,7 +209,7 @@ def _reference_low_state(s: dict) -> bytes:
 
 def test_fast_lowstate_writer_equals_field_by_field_reference():
     """The simulator's byte-scatter writer gives exactly the packet of the structured record, clipping included."""
-    from robot_runtime.simulated_go1.lowstate import LowStateWriter
+    from go1o4.robot_runtime.simulated_go1.lowstate import LowStateWriter
     rng = np.random.default_rng(3)
     writer = LowStateWriter()  # reused: stale bytes from the previous state must never leak
     for _ in range(100):

@@ -13,9 +13,10 @@ import sys
 import time
 from typing import List, Optional, Tuple
 
+from go1o4.robot_runtime.simulated_go1.config import MODES, SimRobotConfig
+from go1o4.sim_pretrain.model.terrain import TERRAIN_KINDS
+
 from go1o4.config import ConfigError, load_config
-from robot_runtime.simulated_go1.config import MODES, SimRobotConfig
-from sim_pretrain.model.terrain import TERRAIN_KINDS
 
 READY = "sim-robot ready"
 
@@ -55,7 +56,7 @@ def run(args) -> int:
     except ConfigError as e:
         sys.stderr.write("go1o4 sim-robot: %s\n" % e)
         return 2
-    from robot_runtime.simulated_go1.server import SimulatedGo1
+    from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
 
     try:
         robot = SimulatedGo1(cfg)

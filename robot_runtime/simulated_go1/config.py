@@ -2,11 +2,12 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
+from go1o4.robot_runtime.simulated_go1.faults import FaultConfig
+from go1o4.robot_runtime.simulated_go1.motor import BatteryConfig, ThermalConfig
+from go1o4.robot_runtime.simulated_go1.t265 import T265Config
+from go1o4.sim_pretrain.model.terrain import TerrainConfig
+
 from go1o4 import contract as C
-from robot_runtime.simulated_go1.faults import FaultConfig
-from robot_runtime.simulated_go1.motor import BatteryConfig, ThermalConfig
-from robot_runtime.simulated_go1.t265 import T265Config
-from sim_pretrain.model.terrain import TerrainConfig
 
 MODES = ("realtime", "lockstep")
 START_POSES = ("lying", "standing")

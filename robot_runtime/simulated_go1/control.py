@@ -9,8 +9,9 @@ import json
 import socket
 from typing import Any, Dict, Optional
 
+from go1o4.robot_runtime.simulated_go1.faults import FaultConfig
+
 from go1o4.config import ConfigError, from_dict
-from robot_runtime.simulated_go1.faults import FaultConfig
 
 
 def handle_request(robot, req: Dict[str, Any]) -> Dict[str, Any]:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 import numpy as np
-
-from robot_runtime.simulated_go1.codec import corrupt_crc
+from go1o4.robot_runtime.simulated_go1.codec import corrupt_crc
 
 
 @dataclass

@@ -9,10 +9,10 @@ import math
 import struct
 
 import numpy as np
+from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime.simulated_go1.codec import crc32_fast
 
 from go1o4 import contract as C
-from robot_runtime.simulated_go1 import wire
-from robot_runtime.simulated_go1.codec import crc32_fast
 
 IMU_TEMPERATURE = 38  # deg C, what a running Go1's IMU reports
 BATTERY_VOLTAGE = 25.2  # V (6S pack), for the BMS current field

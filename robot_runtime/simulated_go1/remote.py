@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
+from go1o4.robot_runtime.simulated_go1 import wire
 
 from go1o4.config import load_config
-from robot_runtime.simulated_go1 import wire
 
 
 @dataclass

@@ -16,23 +16,23 @@ import time
 from typing import Dict, Optional
 
 import numpy as np
-
-from go1o4 import contract as C
-from robot_runtime.simulated_go1 import codec, wire
-from robot_runtime.simulated_go1.config import SimRobotConfig
-from robot_runtime.simulated_go1.control import ControlServer
-from robot_runtime.simulated_go1.faults import FaultConfig, FaultInjector
-from robot_runtime.simulated_go1.lowstate import LowStateWriter, quat_to_rpy
-from robot_runtime.simulated_go1.motor import (
+from go1o4.robot_runtime.simulated_go1 import codec, wire
+from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
+from go1o4.robot_runtime.simulated_go1.control import ControlServer
+from go1o4.robot_runtime.simulated_go1.faults import FaultConfig, FaultInjector
+from go1o4.robot_runtime.simulated_go1.lowstate import LowStateWriter, quat_to_rpy
+from go1o4.robot_runtime.simulated_go1.motor import (
     MotorTargets,
     battery_step,
     damping_targets,
     targets_from_command,
     thermal_step,
 )
-from robot_runtime.simulated_go1.remote import NEUTRAL_BLOCK, RemoteSchedule, load_remote_schedule
-from robot_runtime.simulated_go1.t265 import LcmT265Publisher, SimulatedT265
-from sim_pretrain.physics import Go1Physics, PhysicsDivergedError
+from go1o4.robot_runtime.simulated_go1.remote import NEUTRAL_BLOCK, RemoteSchedule, load_remote_schedule
+from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, SimulatedT265
+from go1o4.sim_pretrain.physics import Go1Physics, PhysicsDivergedError
+
+from go1o4 import contract as C
 
 COUNTERS = ("rx_packets", "rx_valid", "rejected", "rejected_size", "rejected_head", "rejected_level", "rejected_crc",
             "invalid_motor_cmds", "tx_packets", "tx_errors", "rx_errors", "link_ticks", "lag_skipped_ticks",

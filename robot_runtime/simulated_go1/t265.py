@@ -118,7 +118,7 @@ class T265Sample:
     mapper_confidence: int
 
     def to_lcm(self):
-        from robot_runtime.lcm_types import t265_pose_t
+        from go1o4.robot_runtime.lcm_types import t265_pose_t
         m = t265_pose_t()
         m.utime, m.frame_number = int(self.utime), int(self.frame_number)
         for name in ("translation", "velocity", "acceleration", "rotation", "angular_velocity", "angular_acceleration"):
@@ -129,7 +129,7 @@ class T265Sample:
     @classmethod
     def from_lcm(cls, data: bytes) -> "T265Sample":
         """Decode a ``t265_pose_t`` message (raises ValueError on a wrong fingerprint)."""
-        from robot_runtime.lcm_types import t265_pose_t
+        from go1o4.robot_runtime.lcm_types import t265_pose_t
         m = t265_pose_t.decode(data)
         arrays = {n: np.asarray(getattr(m, n), dtype=np.float64) for n in (
             "translation", "velocity", "acceleration", "rotation", "angular_velocity", "angular_acceleration")}

@@ -3,7 +3,7 @@
 ``frames`` is pure numpy; ``source`` needs ``lcm`` only once a source starts; ``realsense_publisher``
 runs as its own process under Python 3.8/3.10 with pyrealsense2 2.53.1 (the last with T265 support).
 """
-from robot_runtime.t265.frames import (  # noqa: F401
+from go1o4.robot_runtime.t265.frames import (  # noqa: F401
     MAX_SPEED,
     REASONS,
     RUB_TO_FLU,
@@ -18,4 +18,4 @@ from robot_runtime.t265.frames import (  # noqa: F401
     body_velocity_from_remapped,
     mount_matrix,
 )
-from robot_runtime.t265.source import T265Config, T265Source, VelocityReading  # noqa: F401
+from go1o4.robot_runtime.t265.source import T265Config, T265Source, VelocityReading  # noqa: F401

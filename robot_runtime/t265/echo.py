@@ -8,8 +8,9 @@ line per ``--every`` seconds. Exit status 0 if every printed reading was ok, 1 o
 import sys
 import time
 
+from go1o4.robot_runtime.t265.source import T265Config, T265Source
+
 from go1o4.config import ConfigError, from_dict, load_yaml
-from robot_runtime.t265.source import T265Config, T265Source
 
 
 def add_arguments(p) -> None:

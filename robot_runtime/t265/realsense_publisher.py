@@ -1,6 +1,6 @@
 """Real Intel RealSense T265 -> LCM ``t265_pose_t`` at the pose stream's 200 Hz. Its own small process.
 
-    python -m robot_runtime.t265.realsense_publisher --lcm-url "udpm://239.255.76.67:7667?ttl=0" --channel T265_POSE
+    python -m go1o4.robot_runtime.t265.realsense_publisher --lcm-url "udpm://239.255.76.67:7667?ttl=0" --channel T265_POSE
 
 Runs under CPython 3.8 or 3.10 with ``pyrealsense2==2.53.1`` (the last release supporting the T265;
 no wheel for 3.11+) and ``libusb-1.0-0``. Imports only pyrealsense2, lcm, numpy and the generated LCM
@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Optional
 
-from robot_runtime.lcm_types import t265_pose_t
+from go1o4.robot_runtime.lcm_types import t265_pose_t
 
 DEFAULT_CHANNEL = "T265_POSE"
 DEFAULT_LCM_URL = "udpm://239.255.76.67:7667?ttl=0"

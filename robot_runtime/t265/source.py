@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 import numpy as np
-
-from robot_runtime.t265 import frames as F
+from go1o4.robot_runtime.t265 import frames as F
 
 DEFAULT_CHANNEL = "T265_POSE"
 DEFAULT_LCM_URL = "udpm://239.255.76.67:7667?ttl=0"
@@ -121,8 +120,7 @@ class T265Source:
         if self._thread is not None:
             return self
         import lcm  # runtime extra; imported here so that configs load without it
-
-        from robot_runtime.lcm_types import t265_pose_t
+        from go1o4.robot_runtime.lcm_types import t265_pose_t
 
         self._decode = t265_pose_t.decode
         try:

@@ -71,7 +71,7 @@ class RewardConfig:
     contact_force_threshold: float = 1.0  # N, foot in contact
 
     def validate(self) -> None:
-        from sim_pretrain.rewards import REWARD_FUNCTIONS
+        from go1o4.sim_pretrain.rewards import REWARD_FUNCTIONS
 
         unknown = sorted(set(self.scales) - set(REWARD_FUNCTIONS))
         if unknown:

@@ -6,13 +6,13 @@ command resampling and pushes -> autoreset of finished robots -> observations.
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+from go1o4.sim_pretrain.env import observations as O
+from go1o4.sim_pretrain.env.commands import sample_commands
+from go1o4.sim_pretrain.env.config import EnvConfig
+from go1o4.sim_pretrain.env.robots import FOOT_RADIUS, RobotBatch
+from go1o4.sim_pretrain.rewards import RewardState, check_termination, compute_rewards
 
 from go1o4 import contract as C
-from sim_pretrain.env import observations as O
-from sim_pretrain.env.commands import sample_commands
-from sim_pretrain.env.config import EnvConfig
-from sim_pretrain.env.robots import FOOT_RADIUS, RobotBatch
-from sim_pretrain.rewards import RewardState, check_termination, compute_rewards
 
 
 def episode_stat_names(cfg: EnvConfig):

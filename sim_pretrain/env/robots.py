@@ -11,9 +11,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import mujoco
 import numpy as np
+from go1o4.sim_pretrain.model import TerrainConfig, go1_mjcf
 
 from go1o4 import contract as C
-from sim_pretrain.model import TerrainConfig, go1_mjcf
 
 FOOT_RADIUS = 0.02
 MAX_DELAY = 3  # policy steps of action history kept for latency

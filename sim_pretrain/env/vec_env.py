@@ -11,11 +11,11 @@ import multiprocessing as mp
 from typing import Dict, List, Optional
 
 import numpy as np
+from go1o4.sim_pretrain.env import observations as O
+from go1o4.sim_pretrain.env.config import EnvConfig
+from go1o4.sim_pretrain.env.group import Go1EnvGroup, episode_stat_names
 
 from go1o4 import contract as C
-from sim_pretrain.env import observations as O
-from sim_pretrain.env.config import EnvConfig
-from sim_pretrain.env.group import Go1EnvGroup, episode_stat_names
 
 
 def terrain_assignment(cfg: EnvConfig) -> List[str]:

@@ -12,8 +12,9 @@ bias = (tau_ff + Kd dq_des, -Kp, -Kd) and ``ctrl = q_des``, clipped to the contr
 import functools
 from typing import Dict, Optional, Sequence, Tuple
 
+from go1o4.sim_pretrain.model.terrain import TerrainConfig, terrain_xml
+
 from go1o4 import contract
-from sim_pretrain.model.terrain import TerrainConfig, terrain_xml
 
 # ----------------------------------------------------------------------------- published parameters
 TRUNK_MASS = 5.204
