@@ -23,8 +23,8 @@ COMMANDS = {
     "t265-echo": ("go1o4.robot_runtime.t265.echo", "check the T265 pose stream on LCM: rate, age, confidence, trunk velocity"),
     "offline": ("go1o4.offline_finetune.cli", "offline Uni-O4 fine-tuning on a dataset (BC ensemble, IQL Q/V, dynamics OPE, PPO)"),
     "online": ("go1o4.online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
-    "pipeline": ("go1o4.online_finetune.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
-    "offline-evidence": ("go1o4.offline_finetune.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
+    "pipeline": ("go1o4.experiments.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
+    "offline-evidence": ("go1o4.experiments.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
 }
 
 

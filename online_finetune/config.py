@@ -1,11 +1,11 @@
-"""Dataclass configs of online fine-tuning and the online -> offline -> online pipeline (go1o4.config YAML).
+"""Dataclass configs of online fine-tuning (go1o4.config YAML); the pipeline's are in go1o4.experiments.config.
 
 Online PPO defaults are the paper's / public code's online settings (REFERENCE section 1): clip 0.1,
 GAE lambda 0.95, gamma 0.99, actor lr 2e-5, critic lr 2e-4, entropy 0.01, grad clip 0.5, linear lr
 decay, 2048 steps per update, minibatch 128, 10 epochs.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import List
 
 from go1o4 import contract as C
 from go1o4.rl.ppo import PPOConfig
@@ -127,20 +127,6 @@ class OnlineConfig:
 
 
 @dataclass
-class CollectConfig:
-    """Offline data collection with the pretrained policy on the mattress (stochastic actions)."""
-
-    steps: int = 180_000  # paper: ~180k steps of mattress data
-    episode_steps: int = C.EPISODE_STEPS
-    std_scale: float = 0.5  # exploration std = std_scale * exp(policy log_std)
-    commands: CommandConfig = field(default_factory=CommandConfig)
-
-    def validate(self) -> None:
-        if self.steps < 2 or self.episode_steps < 2 or self.std_scale < 0:
-            raise ValueError("collect needs steps >= 2, episode_steps >= 2, std_scale >= 0")
-
-
-@dataclass
 class IQLOnlineConfig:
     """IQL online fine-tuning baseline: the replay buffer (offline data + online episodes) keeps training Q, V, pi."""
 
@@ -150,34 +136,3 @@ class IQLOnlineConfig:
     def validate(self) -> None:
         if self.updates_per_step <= 0 or self.batch_size < 1:
             raise ValueError("iql_online.updates_per_step > 0 and batch_size >= 1 required")
-
-
-@dataclass
-class PipelineConfig:
-    """``go1o4 pipeline``: pretrained -> mattress data -> offline Uni-O4 (A.4) -> online PPO -> evaluation."""
-
-    pretrained: str = "sim_pretrain/policies/go1_flat.onnx"
-    seeds: List[int] = field(default_factory=lambda: [0])
-    reward: str = "logged"  # data.rewards name for the offline dataset; "logged" = the runtime's online reward
-    collect: CollectConfig = field(default_factory=CollectConfig)
-    offline_preset: str = "paper"  # offline_finetune/configs/<preset>.yaml
-    offline_overrides: Dict[str, str] = field(default_factory=dict)  # key -> value, e.g. value.steps: 20000
-    iql_overrides: Dict[str, str] = field(default_factory=dict)
-    online: OnlineConfig = field(default_factory=OnlineConfig)
-    iql_online: IQLOnlineConfig = field(default_factory=IQLOnlineConfig)
-    methods: List[str] = field(default_factory=lambda: ["pretrained", "uni_o4_offline", "uni_o4_online",
-                                                        "iql_offline", "iql_online", "ppo_online"])
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def validate(self) -> None:
-        known = ("pretrained", "uni_o4_offline", "uni_o4_online", "iql_offline", "iql_online", "ppo_online")
-        bad = [m for m in self.methods if m not in known]
-        if bad:
-            raise ValueError("unknown method(s) %s; known: %s" % (bad, ", ".join(known)))
-        if not self.seeds:
-            raise ValueError("seeds must not be empty")
-
-
-def sub_overrides(prefix: str, values: Optional[Dict[str, str]]) -> List[str]:
-    """{"value.steps": 100} -> ["value.steps=100"] (for go1o4.config.load_config)."""
-    return ["%s%s=%s" % (prefix, k, v) for k, v in (values or {}).items()]

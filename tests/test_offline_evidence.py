@@ -3,8 +3,10 @@ import math
 
 import numpy as np
 import pytest
-from go1o4.offline_finetune.evidence import EvidenceConfig
-from go1o4.offline_finetune.evidence_report import (
+
+from go1o4.config import ConfigError, load_config
+from go1o4.experiments.evidence import EvidenceConfig
+from go1o4.experiments.evidence_report import (
     decision_accuracy,
     eval_row,
     mean_std_table,
@@ -12,8 +14,6 @@ from go1o4.offline_finetune.evidence_report import (
     pair_ordering,
     repeat_spread,
 )
-
-from go1o4.config import ConfigError, load_config
 
 
 def test_pair_ordering_concordant_reversed_and_partial():
@@ -110,9 +110,9 @@ def test_snapshots_export_every_member_at_every_ope_check(tiny_data, tmp_path):
 
     import onnxruntime as ort
     import torch
-    from go1o4.offline_finetune.evidence import snapshots
     from go1o4.offline_finetune.train import OfflineRun
 
+    from go1o4.experiments.evidence import snapshots
     from go1o4.policy_contract import load_contract
 
     torch.set_num_threads(1)
@@ -134,8 +134,9 @@ def test_snapshots_export_every_member_at_every_ope_check(tiny_data, tmp_path):
 
 def test_reuse_critics_only_from_a_matching_run(tiny_data, tmp_path):
     import torch
-    from go1o4.offline_finetune.evidence import reuse_critics
     from go1o4.offline_finetune.train import OfflineRun
+
+    from go1o4.experiments.evidence import reuse_critics
 
     torch.set_num_threads(1)
     src = str(tmp_path / "src")
@@ -159,9 +160,9 @@ def test_evaluator_re_evaluates_a_retrained_policy_under_the_same_name(tmp_path)
     import os
 
     import torch
-    from go1o4.offline_finetune.evidence import Evaluator
     from go1o4.online_finetune.config import EvalConfig
 
+    from go1o4.experiments.evidence import Evaluator
     from go1o4.rl.export import export_onnx
     from go1o4.rl.networks import GaussianActor
 

@@ -10,11 +10,11 @@ import os
 import numpy as np
 import yaml
 from go1o4.data.reader import load_episode
-from go1o4.online_finetune.report import LABELS
 from go1o4.online_finetune.rollouts import episode_keys
 from runtime_helpers import export_random_policy
 
 from go1o4.cli import main
+from go1o4.experiments.report import LABELS
 from go1o4.policy_contract import load_contract
 
 TINY = [
@@ -95,8 +95,7 @@ def test_online_cli_needs_a_dataset_to_start(tmp_path, capsys):
 
 
 def test_an_evaluation_is_reused_only_for_the_same_policy_file(tmp_path):
-    from go1o4.online_finetune.pipeline import _eval_current
-
+    from go1o4.experiments.pipeline import _eval_current
     from go1o4.policy_contract import file_sha256
 
     policy, ev = tmp_path / "policy.onnx", tmp_path / "iql_offline.json"

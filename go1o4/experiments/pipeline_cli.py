@@ -9,7 +9,7 @@ Writes ``report.md``, ``learning_curves.png``, ``results.png`` and ``results.jso
 import os
 import sys
 
-CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+from go1o4.experiments.config import CONFIGS
 
 
 def add_arguments(p) -> None:
@@ -24,10 +24,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from go1o4.online_finetune.config import PipelineConfig
-    from go1o4.online_finetune.pipeline import Pipeline
-
     from go1o4.config import ConfigError, load_config
+    from go1o4.experiments.config import PipelineConfig
+    from go1o4.experiments.pipeline import Pipeline
 
     path = args.config or os.path.join(CONFIGS, "quick.yaml" if args.quick else "full.yaml")
     out = args.out or os.path.join("runs", "pipeline_quick" if args.quick else "pipeline_full")

@@ -1,4 +1,4 @@
-"""The pure parts and outputs of ``go1o4 offline-evidence`` (:mod:`offline_finetune.evidence`): pair-ordering
+"""The pure parts and outputs of ``go1o4 offline-evidence`` (:mod:`go1o4.experiments.evidence`): pair-ordering
 and decision accuracy of AM-Q (paper Fig. 6a), the mean ± std table, the scatter PNG and EVIDENCE.md."""
 import json
 from typing import Any, Dict, List, Optional, Sequence

@@ -17,15 +17,14 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from go1o4.config import load_config, save_config
 from go1o4.data.log_format import atomic_write_json
+from go1o4.experiments.config import REPO, PipelineConfig, sub_overrides
 from go1o4.online_finetune.collector import RobotRunner, exploration, load_checked_policy, sample_command
-from go1o4.online_finetune.config import PipelineConfig, sub_overrides
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import append_ledger, episode_keys, read_ledger
 
-from go1o4.config import load_config, save_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DONE = "done.json"
 OFFLINE_DIRS = {"uni_o4": "uni_o4_offline", "iql": "iql_offline"}
 
@@ -228,7 +227,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ all of it
     def run(self) -> Dict[str, Any]:
-        from go1o4.online_finetune.report import collect_results, write_report
+        from go1o4.experiments.report import collect_results, write_report
 
         if not os.path.exists(self.pretrained):
             raise FileNotFoundError("pretrained policy %s not found (sim_pretrain ships it; or --pretrained PATH)"

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
 import numpy as np
+
+from go1o4.experiments.config import CONFIGS
 from go1o4.online_finetune.config import EvalConfig, RobotConfig
 
 METHODS = ("uni_o4", "iql", "one_step")
-MEDIUM_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "online_finetune",
-                               "configs", "medium.yaml")  # the pipeline budget the same data were collected for
+MEDIUM_PIPELINE = os.path.join(CONFIGS, "medium.yaml")  # the pipeline budget the same data were collected for
 CRITIC_KEYS = ("seed", "val_fraction", "value.", "dynamics.", "ope.")  # what the value/dynamics stages depend on
 
 
@@ -65,9 +66,8 @@ def medium_offline_overrides() -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------- training
 def offline_config(cfg: EvidenceConfig, method: str, seed: int, pretrained: str, preset: str):
-    from go1o4.offline_finetune.config import OfflineConfig
-
     from go1o4.config import load_config
+    from go1o4.offline_finetune.config import OfflineConfig
 
     over = ["algo=%s" % method, "seed=%d" % seed, "init=%s" % cfg.init, "pretrained=%s" % pretrained]
     extra = dict(cfg.offline_overrides, **(cfg.iql_overrides if method == "iql" else {}))
@@ -92,9 +92,9 @@ def reuse_critics(run, src_dir: str) -> bool:
     ``src_dir`` if that run had the same seed, split and value/dynamics/OPE configs and the same data (its
     value normaliser's statistics). Returns whether it did."""
     import torch
-    from go1o4.offline_finetune.train import CHECKPOINT, _flatten
 
     from go1o4 import config as cfgmod
+    from go1o4.offline_finetune.train import CHECKPOINT, _flatten
 
     path = os.path.join(src_dir, CHECKPOINT)
     if "value" in run.completed or not os.path.exists(path) or os.path.abspath(src_dir) == os.path.abspath(run.out):
@@ -149,6 +149,7 @@ def held_out(run, summary: Dict[str, Any]) -> Dict[str, Any]:
     """Held-out log-likelihood of the dataset actions under the selected final member, and the final
     members' disagreement (offline_finetune.bc); the BC-stage values of summary.json next to them."""
     import torch
+
     from go1o4.offline_finetune.bc import EnsembleBC
 
     with torch.no_grad():
@@ -258,11 +259,10 @@ LABELS = {"uni_o4": "Uni-O4 offline (multi-step, OPE-gated)", "one_step": "one-s
 
 
 def run_evidence(cfg: EvidenceConfig, out: str, command: str, progress: bool = True, say=print) -> Dict[str, Any]:
-    from go1o4.data.log_format import atomic_write_json
-    from go1o4.offline_finetune import evidence_report as rep
-    from go1o4.online_finetune.pipeline import resolve
-
     from go1o4.config import to_dict
+    from go1o4.data.log_format import atomic_write_json
+    from go1o4.experiments import evidence_report as rep
+    from go1o4.experiments.pipeline import resolve
 
     pretrained = cfg.pretrained if os.path.exists(cfg.pretrained) else resolve(cfg.pretrained)
     scale, timings = std_scale_of(cfg), {}
@@ -316,10 +316,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from go1o4.config import ConfigError, load_config
     from go1o4.offline_finetune.dataset import DatasetError
     from go1o4.offline_finetune.pretrained import PretrainedError
-
-    from go1o4.config import ConfigError, load_config
 
     try:
         cfg = load_config(EvidenceConfig, args.config, args.overrides)
