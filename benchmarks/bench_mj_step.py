@@ -42,7 +42,7 @@ def rate(model: mujoco.MjModel, data: mujoco.MjData, seconds: float, batched: bo
 
 def bench_case(kind: str, dt: float, noslip: int, seconds: float) -> dict:
     phys = Go1Physics(TerrainConfig(kind=kind), timestep=dt, noslip_iterations=noslip)
-    xy = TerrainConfig(kind=kind).mattress_center if kind == "mixed" else (0.0, 0.0)
+    xy = TerrainConfig(kind=kind).mattress_center if kind == "patch" else (0.0, 0.0)
     phys.reset(pose="standing", xy=xy)
     m, d = phys.model, phys.data
     assert go1_mjcf(TerrainConfig(kind=kind), dt, noslip_iterations=noslip)  # the model under test is go1_mjcf's
@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="wall time per measurement")
     ap.add_argument("--out", default=str(RESULTS / "mj_step.json"))
     args = ap.parse_args()
-    cases = [("rigid", 0.005, 0), ("mattress", 0.005, 0), ("mixed", 0.005, 0),
+    cases = [("rigid", 0.005, 0), ("mattress", 0.005, 0), ("patch", 0.005, 0),
              ("rigid", 0.002, 0), ("mattress", 0.002, 0), ("mattress", 0.002, 3)]
     results = []
     print("%-9s %7s %7s %5s %14s %14s" % ("terrain", "dt", "noslip", "ncon", "loop steps/s", "nstep steps/s"))

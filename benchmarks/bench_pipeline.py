@@ -28,11 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from go1o4.online_finetune.collector import RobotRunner, exploration  # noqa: E402
-from go1o4.online_finetune.config import OnlineConfig, RobotConfig  # noqa: E402
+from go1o4.online_finetune.config import OnlineConfig  # noqa: E402
 from go1o4.online_finetune.rollouts import episode_keys, load_segment, make_segment, ppo_batch  # noqa: E402
 from go1o4.online_finetune.runfiles import atomic_torch_save  # noqa: E402
 from go1o4.online_finetune.trainer import fill_storage  # noqa: E402
+from go1o4.robot_runtime.rollout import RobotRunner, RolloutConfig, exploration  # noqa: E402
 
 from go1o4 import contract as C  # noqa: E402
 from go1o4.rl.export import export_onnx  # noqa: E402
@@ -42,7 +42,7 @@ from go1o4.rl.ppo import PPO  # noqa: E402
 
 def collection(policy: str, episodes: int, steps: int, tmp: str) -> dict:
     logs = os.path.join(tmp, "logs")
-    runner = RobotRunner(RobotConfig(), logs, seed=0)
+    runner = RobotRunner(RolloutConfig(), logs, seed=0)
     t0 = time.perf_counter()
     runner.start()
     startup = time.perf_counter() - t0
@@ -95,7 +95,7 @@ def update_costs(tmp: str) -> dict:
     t = time.perf_counter()
     export_onnx(actor, path)
     t_export = time.perf_counter() - t
-    runner = RobotRunner(RobotConfig(), None)
+    runner = RobotRunner(RolloutConfig(), None)
     t = time.perf_counter()
     runner.swap_policy(path)
     t_swap = time.perf_counter() - t

@@ -26,8 +26,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from go1o4.robot_runtime import wire  # noqa: E402
 from go1o4.robot_runtime.sdk_link import SdkLink  # noqa: E402
-from go1o4.robot_runtime.simulated_go1 import codec, wire  # noqa: E402
+from go1o4.robot_runtime.simulated_go1 import codec  # noqa: E402
 from go1o4.robot_runtime.simulated_go1.cli import launch, terminate  # noqa: E402
 from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig  # noqa: E402
 from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1  # noqa: E402

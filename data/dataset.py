@@ -6,7 +6,7 @@
 
 ``observations`` (N, 290) is the 5-step history of the 58-float observation, oldest first; at an
 episode start the history is filled with the episode's first observation (never the previous
-episode's: :class:`go1o4.contract.ObservationHistory` semantics). A transition t of an episode
+episode's: the one history stacker of :mod:`go1o4.contract`, ``stack_logged_history``). A transition t of an episode
 with T steps is (s_t, a_t, r_t, s_t+1) for t = 0..T-2, so every next observation is a real
 logged one; the last transition carries ``terminals`` (fall: s_T-1 is terminal) or ``timeouts``
 (truncation: bootstrap from s_T-1). Fully vectorised (no per-step Python loop).
@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
+from go1o4.data.h5file import open_h5
 from go1o4.data.import_uni_o4 import stale_start_and_fall
 from go1o4.data.log_format import Episode, LogReadError, to_jsonable
 from go1o4.data.rewards import compute_reward, reward_names
@@ -42,10 +43,13 @@ class BuildConfig:
     std_floor: float = 1e-2  # floor on every normalisation std (constant features, e.g. gait commands)
     skip_stale_start: bool = True  # drop leading steps where the robot still lies tilted (stale rows)
     min_steps: int = 2  # episodes shorter than this (after trimming) give no transition
+    robot: str = C.GO1.name  # the RobotSpec (go1o4.contract.ROBOTS) whose observation layout the episodes have
 
     def validate(self) -> None:
         if self.reward not in reward_names():
             raise ValueError("reward %r unknown; choose from %s" % (self.reward, ", ".join(reward_names())))
+        if self.robot not in C.ROBOTS:
+            raise ValueError("robot %r unknown; choose from %s" % (self.robot, ", ".join(C.ROBOTS)))
         if self.history < 1:
             raise ValueError("history must be >= 1, got %d" % self.history)
         if not self.std_floor > 0:
@@ -55,18 +59,6 @@ class BuildConfig:
 
 
 # ----------------------------------------------------------------------------- pure math
-def history_index(rows: np.ndarray, episode_start: np.ndarray, history: int) -> np.ndarray:
-    """(len(rows), history) indices of the stacked observations, oldest first, clamped to the episode start."""
-    lags = np.arange(history - 1, -1, -1)
-    return np.maximum(rows[:, None] - lags[None, :], episode_start[rows][:, None])
-
-
-def stack_history(obs: np.ndarray, rows: np.ndarray, episode_start: np.ndarray, history: int) -> np.ndarray:
-    """(len(rows), history * obs_dim) float32 policy inputs for the given global step rows."""
-    idx = history_index(rows, episode_start, history)
-    return obs[idx].reshape(len(rows), -1).astype(np.float32, copy=False)
-
-
 def compute_stats(observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                   std_floor: float) -> Dict[str, np.ndarray]:
     """Per-feature mean/std (float32) with std >= std_floor."""
@@ -97,9 +89,21 @@ class TransitionDataset:
     episode_ids: np.ndarray  # (N,) int32, index into meta["episodes"]
     stats: Dict[str, np.ndarray] = field(default_factory=dict)
     meta: Dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # where it came from (a file, a log folder, the real logs), for messages; not saved
 
     def __len__(self) -> int:
         return int(len(self.rewards))
+
+    @property
+    def std_floor(self) -> float:
+        return float(self.meta.get("config", {}).get("std_floor", BuildConfig.std_floor))
+
+    def obs_stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Observation mean / std (std floored): the stored statistics, else computed from the observations."""
+        stats = self.stats
+        if "obs_mean" not in stats or "obs_std" not in stats:
+            stats = compute_stats(self.observations, self.actions, self.rewards, self.std_floor)
+        return np.asarray(stats["obs_mean"]), np.asarray(stats["obs_std"])
 
     @property
     def num_episodes(self) -> int:
@@ -110,10 +114,9 @@ class TransitionDataset:
 
     def subset(self, mask: np.ndarray, stats: Optional[Dict[str, np.ndarray]] = None) -> "TransitionDataset":
         arrays = {k: getattr(self, k)[mask] for k in ARRAYS}
-        floor = float(self.meta.get("config", {}).get("std_floor", BuildConfig.std_floor))
         if stats is None:
-            stats = compute_stats(arrays["observations"], arrays["actions"], arrays["rewards"], floor)
-        return TransitionDataset(stats=dict(stats), meta=dict(self.meta), **arrays)
+            stats = compute_stats(arrays["observations"], arrays["actions"], arrays["rewards"], self.std_floor)
+        return TransitionDataset(stats=dict(stats), meta=dict(self.meta), source=self.source, **arrays)
 
     def split(self, val_fraction: float, seed: int = 0) -> Tuple["TransitionDataset", "TransitionDataset"]:
         """(train, val) by whole episodes, deterministic in ``seed``; val uses the train statistics."""
@@ -156,8 +159,6 @@ class TransitionDataset:
     @classmethod
     def load(cls, path: str) -> "TransitionDataset":
         """Read a dataset file; any problem raises LogReadError naming the file and the field."""
-        from go1o4.data.reader import open_h5
-
         f = open_h5(path)
         try:
             if str(f.attrs.get("format", "")) != DATASET_FORMAT:
@@ -268,12 +269,12 @@ def build_dataset(source: Union[str, Sequence[str], Iterable[Episode], Any], con
     is_last = np.zeros(len(all_obs), dtype=bool)
     is_last[last - 1] = True  # the final transition of each episode (T >= 2 guaranteed)
     terminal_ep = np.array([e["end"] == "terminal" for e in episodes])
-    observations = stack_history(all_obs, rows, episode_start, cfg.history)
-    next_observations = stack_history(all_obs, rows + 1, episode_start, cfg.history)
+    observations = C.stack_logged_history(all_obs, rows, episode_start, cfg.history)
+    next_observations = C.stack_logged_history(all_obs, rows + 1, episode_start, cfg.history)
     terminals = (is_last & terminal_ep[ep_of_row])[rows].astype(np.float32)
     timeouts = (is_last & ~terminal_ep[ep_of_row])[rows].astype(np.float32)
     actions, rewards = all_act[rows], all_rew[rows].astype(np.float32)
-    meta = {"format": DATASET_FORMAT, "reward": cfg.reward, "history": cfg.history,
+    meta = {"format": DATASET_FORMAT, "robot": cfg.robot, "reward": cfg.reward, "history": cfg.history,
             "obs_layout": "%d x %d, oldest first" % (cfg.history, C.OBS_DIM),
             "config": dataclasses.asdict(cfg), "episodes": episodes, "load_errors": errors,
             "software_version": __version__, "transitions": int(len(rows)), "steps": int(lens.sum())}

@@ -17,6 +17,7 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+from go1o4.data.h5file import open_h5
 from go1o4.data.log_format import (
     END_TERMINAL,
     END_TRUNCATION,
@@ -79,8 +80,6 @@ def steps_from_states(states: np.ndarray, actions: np.ndarray) -> Dict[str, np.n
 # ----------------------------------------------------------------------------- file I/O
 def read_raw(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """(states (T, 76) f64, actions (T, 12) f32) with precise errors for anything else."""
-    from go1o4.data.reader import open_h5
-
     f = open_h5(path)
     try:
         keys = sorted(f.keys())

@@ -10,13 +10,13 @@ its last flushed step and flagged ``crashed``. Python 3.8 syntax, no mujoco/torc
 """
 import json
 import os
-import re
 import socket
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
 import yaml
+from go1o4.data.h5file import _short, explain_read_error, open_h5, read_status
 from go1o4.data.log_format import (
     END_TRUNCATION,
     FORMAT_NAME,
@@ -29,68 +29,11 @@ from go1o4.data.log_format import (
     STATUS_OPEN,
     Episode,
     LogReadError,
-    status_path,
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
 KIND_GO1O4 = "go1o4"
 KIND_UNI_O4 = "uni_o4_raw"
-
-
-# ----------------------------------------------------------------------------- low-level open
-def _short(msg: str) -> str:
-    msg = str(msg).strip().splitlines()[-1] if str(msg).strip() else str(msg)
-    return msg[:300]
-
-
-def explain_read_error(msg: str) -> str:
-    """Short cause of an HDF5 read failure."""
-    if "filter returned failure" in msg or "fletcher32" in msg:
-        return "data damaged (checksum or decompression failure)"
-    if "checksum" in msg:
-        return "metadata damaged (checksum mismatch)"
-    return _short(msg)
-
-
-def explain_open_error(msg: str, size: int) -> str:
-    """Turn an HDF5 open error into a precise, short problem statement."""
-    if "file signature not found" in msg:
-        return "not an HDF5 file (no HDF5 signature): damaged header or a foreign file (%d bytes)" % size
-    m = re.search(r"eof = (\d+).*stored_eof = (\d+)", msg)
-    if "truncated file" in msg and m:
-        return "file is truncated: %s of %s bytes present" % (m.group(1), m.group(2))
-    if "truncated file" in msg:
-        return "file is truncated (%d bytes present)" % size
-    return "HDF5 cannot open it (damaged?): %s" % _short(msg)
-
-
-def open_h5(path: str) -> h5py.File:
-    """Open read-only; a file still marked open by a (dead or live) SWMR writer is opened in SWMR mode."""
-    if not os.path.exists(path):
-        raise LogReadError(path, "file not found")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise LogReadError(path, "file is empty (0 bytes)")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        msg = str(e)
-        left_open = "already open for write" in msg or "consistency flags" in msg
-        if left_open or ("truncated file" in msg and _writer_died(path)):
-            # a file left open by a writer (killed, or failed on a full disk) is read in SWMR mode.
-            # Not tried on other damage: SWMR reads retry bad checksums for a long time.
-            try:
-                return h5py.File(path, "r", swmr=True)
-            except Exception as e2:  # noqa: BLE001 - any failure here is reported with the file name
-                raise LogReadError(path, "left open by a writer and unreadable: %s" % explain_read_error(str(e2)))
-        raise LogReadError(path, explain_open_error(msg, size))
-    except Exception as e:  # noqa: BLE001
-        raise LogReadError(path, "cannot open: %s: %s" % (type(e).__name__, _short(str(e))))
-
-
-def _writer_died(path: str) -> bool:
-    doc, _ = read_status(path)
-    return doc is not None and doc.get("status") != STATUS_COMPLETE
 
 
 def _attr_str(attrs: Any, name: str, default: str = "") -> str:
@@ -112,21 +55,6 @@ def _pid_alive(pid: Any) -> bool:
     except (TypeError, ValueError, OSError):
         return False
     return True
-
-
-def read_status(path: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """The episode's sidecar status document, or (None, problem)."""
-    sp = status_path(path)
-    if not os.path.exists(sp):
-        return None, "status file %s missing" % os.path.basename(sp)
-    try:
-        with open(sp) as f:
-            doc = json.load(f)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        return doc, None
-    except (OSError, ValueError) as e:
-        return None, "status file %s unreadable: %s" % (os.path.basename(sp), e)
 
 
 def _status_from(closed: bool, doc: Optional[Dict[str, Any]]) -> str:

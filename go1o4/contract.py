@@ -7,28 +7,114 @@ its name says ``sdk``. The SDK (and the robot's wire protocol) use FR, FL, RR, R
 Figures: ``shared/REFERENCE.md`` section 2 (unitree_legged_sdk 3.8 go1_const.h, walk-these-ways).
 Pure numpy, Python 3.8 syntax: the robot's onboard computer imports this.
 """
-from typing import List, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-# ----------------------------------------------------------------------------- joint orders
-LEGS_SIM = ("FL", "FR", "RL", "RR")
-LEGS_SDK = ("FR", "FL", "RR", "RL")
-JOINT_KINDS = ("hip", "thigh", "calf")
-JOINT_NAMES_SIM = tuple("%s_%s" % (leg, kind) for leg in LEGS_SIM for kind in JOINT_KINDS)
-JOINT_NAMES_SDK = tuple("%s_%s" % (leg, kind) for leg in LEGS_SDK for kind in JOINT_KINDS)
-NUM_JOINTS = 12
-NUM_FEET = 4
+
+# ----------------------------------------------------------------------------- the robot as a value
+@dataclass(frozen=True, eq=False)
+class RobotSpec:
+    """A quadruped as every stage sees it: name, joint orders, pose, limits, gains, action mapping, timing.
+
+    Arrays in simulation order unless named ``sdk``. The simulator model, the runtime, the policy contract and
+    the datasets take one; adding a robot (e.g. a Go2) is a new spec, a link and a model (docs/extending.md)."""
+
+    name: str  # the policy contract's ``robot``
+    legs_sim: Tuple[str, ...]
+    legs_sdk: Tuple[str, ...]
+    sdk_to_sim: np.ndarray  # x_sim = x_sdk[sdk_to_sim] (joints)
+    feet_sdk_to_sim: np.ndarray  # f_sim = f_sdk[feet_sdk_to_sim]
+    default_q: np.ndarray  # standing pose (rad)
+    lying_q: np.ndarray  # pose when powered in damping (legs folded)
+    q_min: np.ndarray
+    q_max: np.ndarray
+    torque_limit: np.ndarray  # N m
+    velocity_limit: np.ndarray  # rad/s
+    kp: float  # N m / rad
+    kd: float  # N m s / rad
+    damping_kd: float  # Kd of the damping fallback
+    hip_ids: np.ndarray
+    action_scale: float
+    hip_scale_reduction: float
+    clip_actions: float
+    sim_dt: float  # physics step of the pretraining simulator
+    decimation: int
+    link_dt: float  # low-level link period
+    episode_steps: int
+    joint_kinds: Tuple[str, ...] = ("hip", "thigh", "calf")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.legs_sim) * len(self.joint_kinds)
+
+    @property
+    def joint_names_sim(self) -> Tuple[str, ...]:
+        return tuple("%s_%s" % (leg, kind) for leg in self.legs_sim for kind in self.joint_kinds)
+
+    @property
+    def joint_names_sdk(self) -> Tuple[str, ...]:
+        return tuple("%s_%s" % (leg, kind) for leg in self.legs_sdk for kind in self.joint_kinds)
+
+    @property
+    def policy_dt(self) -> float:
+        return self.sim_dt * self.decimation
+
+
+_HIP_RANGE = (-1.047, 1.047)
+_THIGH_RANGE = (-0.663, 2.966)
+_CALF_RANGE = (-2.721, -0.837)
+
+#: The Unitree Go1 (shared/REFERENCE.md section 2: unitree_legged_sdk 3.8 go1_const.h, walk-these-ways).
+GO1 = RobotSpec(
+    name="unitree_go1",
+    legs_sim=("FL", "FR", "RL", "RR"),
+    legs_sdk=("FR", "FL", "RR", "RL"),
+    # The permutation swaps left/right, so it is its own inverse.
+    sdk_to_sim=np.array([3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8], dtype=np.int64),
+    feet_sdk_to_sim=np.array([1, 0, 3, 2], dtype=np.int64),
+    # hips +-0.1, thighs 0.8 front / 1.0 rear, calves -1.5
+    default_q=np.array([0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5]),
+    lying_q=np.array([0.0, 1.1, -2.7] * 4),
+    q_min=np.array([_HIP_RANGE[0], _THIGH_RANGE[0], _CALF_RANGE[0]] * 4),
+    q_max=np.array([_HIP_RANGE[1], _THIGH_RANGE[1], _CALF_RANGE[1]] * 4),
+    torque_limit=np.array([23.7, 23.7, 35.55] * 4),
+    velocity_limit=np.array([30.1, 30.1, 20.06] * 4),  # go1_const.h / Menagerie
+    kp=20.0,
+    kd=0.5,
+    damping_kd=2.0,  # motor mode servo, Kp 0, dq_des 0
+    hip_ids=np.array([0, 3, 6, 9], dtype=np.int64),  # same indices in both orders
+    action_scale=0.25,
+    hip_scale_reduction=0.5,
+    clip_actions=10.0,
+    sim_dt=0.005,
+    decimation=4,
+    link_dt=0.002,  # SDK link, 500 Hz
+    episode_steps=1000,  # 20 s
+)
+
+#: Robots by the name their policy contracts and datasets carry.
+ROBOTS = {GO1.name: GO1}
+
+# ----------------------------------------------------------------------------- joint orders (GO1's, by name)
+LEGS_SIM = GO1.legs_sim
+LEGS_SDK = GO1.legs_sdk
+JOINT_KINDS = GO1.joint_kinds
+JOINT_NAMES_SIM = GO1.joint_names_sim
+JOINT_NAMES_SDK = GO1.joint_names_sdk
+NUM_JOINTS = GO1.num_joints
+NUM_FEET = len(GO1.legs_sim)
 
 #: ``x_sim = x_sdk[SDK_TO_SIM]``. The permutation swaps left/right, so it is its own inverse.
-SDK_TO_SIM = np.array([3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8], dtype=np.int64)
+SDK_TO_SIM = GO1.sdk_to_sim
 #: ``x_sdk = x_sim[SIM_TO_SDK]``.
 SIM_TO_SDK = np.argsort(SDK_TO_SIM)
 #: Feet (foot forces, contacts): ``f_sim = f_sdk[FEET_SDK_TO_SIM]``.
-FEET_SDK_TO_SIM = np.array([1, 0, 3, 2], dtype=np.int64)
+FEET_SDK_TO_SIM = GO1.feet_sdk_to_sim
 FEET_SIM_TO_SDK = np.argsort(FEET_SDK_TO_SIM)
 
-HIP_IDS = np.array([0, 3, 6, 9], dtype=np.int64)  # same indices in both orders
+HIP_IDS = GO1.hip_ids  # same indices in both orders
 
 
 def sdk_to_sim(x_sdk):
@@ -43,40 +129,36 @@ def sim_to_sdk(x_sim):
 
 # ----------------------------------------------------------------------------- pose, limits, gains
 #: Default standing pose (rad), sim order: hips +-0.1, thighs 0.8 front / 1.0 rear, calves -1.5.
-DEFAULT_Q = np.array([0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5])
+DEFAULT_Q = GO1.default_q
 #: Pose the robot lies in when powered in damping mode (legs folded, belly on the ground).
-LYING_Q = np.array([0.0, 1.1, -2.7] * 4)
+LYING_Q = GO1.lying_q
+Q_MIN = GO1.q_min
+Q_MAX = GO1.q_max
+TORQUE_LIMIT = GO1.torque_limit  # N m
+VELOCITY_LIMIT = GO1.velocity_limit  # rad/s
 
-_HIP_RANGE = (-1.047, 1.047)
-_THIGH_RANGE = (-0.663, 2.966)
-_CALF_RANGE = (-2.721, -0.837)
-Q_MIN = np.array([_HIP_RANGE[0], _THIGH_RANGE[0], _CALF_RANGE[0]] * 4)
-Q_MAX = np.array([_HIP_RANGE[1], _THIGH_RANGE[1], _CALF_RANGE[1]] * 4)
-TORQUE_LIMIT = np.array([23.7, 23.7, 35.55] * 4)  # N m
-VELOCITY_LIMIT = np.array([30.1, 30.1, 20.06] * 4)  # rad/s, go1_const.h / Menagerie
-
-KP = 20.0  # N m / rad
-KD = 0.5  # N m s / rad
+KP = GO1.kp  # N m / rad
+KD = GO1.kd  # N m s / rad
 
 # SDK motor modes and "disable this term" sentinels (unitree_legged_sdk comm.h).
 MODE_SERVO = 0x0A
 MODE_DAMPING = 0x00
 POS_STOP_F = 2.146e9
 VEL_STOP_F = 16000.0
-DAMPING_KD = 2.0  # Kd used for the damping fallback (motor mode servo, Kp 0, dq_des 0)
+DAMPING_KD = GO1.damping_kd  # Kd used for the damping fallback (motor mode servo, Kp 0, dq_des 0)
 
 # ----------------------------------------------------------------------------- action mapping
-ACTION_SCALE = 0.25
-HIP_SCALE_REDUCTION = 0.5
-CLIP_ACTIONS = 10.0
-NUM_ACTIONS = 12
+ACTION_SCALE = GO1.action_scale
+HIP_SCALE_REDUCTION = GO1.hip_scale_reduction
+CLIP_ACTIONS = GO1.clip_actions
+NUM_ACTIONS = GO1.num_joints
 
 # ----------------------------------------------------------------------------- timing
-SIM_DT = 0.005  # physics step of the pretraining simulator
-DECIMATION = 4
-POLICY_DT = SIM_DT * DECIMATION  # 0.02 s -> 50 Hz
-LINK_DT = 0.002  # SDK link, 500 Hz
-EPISODE_STEPS = 1000  # 20 s
+SIM_DT = GO1.sim_dt  # physics step of the pretraining simulator
+DECIMATION = GO1.decimation
+POLICY_DT = GO1.policy_dt  # 0.02 s -> 50 Hz
+LINK_DT = GO1.link_dt  # SDK link, 500 Hz
+EPISODE_STEPS = GO1.episode_steps  # 20 s
 
 
 def action_to_q_des(action, default_q=DEFAULT_Q):
@@ -230,25 +312,56 @@ def stack_history(history: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(list(history), axis=-1)
 
 
+def push_history(history: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Shift a (..., HISTORY_LEN, OBS_DIM) history one step in place and append ``obs`` as the newest entry."""
+    history[..., :-1, :] = history[..., 1:, :]
+    history[..., -1, :] = obs
+    return history
+
+
+def fill_history(history: np.ndarray, idx, obs: np.ndarray) -> None:
+    """A new episode starts with its history filled by its first observation (never the previous episode's)."""
+    history[idx] = np.asarray(obs)[..., None, :]
+
+
+def history_index(rows: np.ndarray, episode_start: np.ndarray, history: int = HISTORY_LEN) -> np.ndarray:
+    """(len(rows), history) indices of the stacked observations of logged steps ``rows``, oldest first, clamped to
+    each step's episode start (``episode_start[row]``): :func:`push_history` / :func:`fill_history` over a log."""
+    lags = np.arange(history - 1, -1, -1)
+    return np.maximum(rows[:, None] - lags[None, :], episode_start[rows][:, None])
+
+
+def stack_logged_history(obs: np.ndarray, rows: np.ndarray, episode_start: np.ndarray,
+                         history: int = HISTORY_LEN) -> np.ndarray:
+    """(len(rows), history * obs_dim) float32 policy inputs of logged steps, all at once (datasets)."""
+    idx = history_index(rows, episode_start, history)
+    return obs[idx].reshape(len(rows), -1).astype(np.float32, copy=False)
+
+
 class ObservationHistory:
-    """Rolling 5-step history. A new episode starts filled with its first observation (no leak)."""
+    """Rolling 5-step history of one robot (the runtime). A new episode starts filled with its first observation.
+
+    The same rule as :func:`push_history` / :func:`fill_history` (vectorised environments) and
+    :func:`stack_logged_history` (datasets): one stacker, three call sites."""
 
     def __init__(self, length: int = HISTORY_LEN, obs_dim: int = OBS_DIM):
         self.length, self.obs_dim = length, obs_dim
-        self._buf: List[np.ndarray] = []
+        self._buf: Optional[np.ndarray] = None
 
     def reset(self, first_obs: np.ndarray) -> np.ndarray:
-        self._buf = [np.asarray(first_obs, dtype=np.float64)] * self.length
+        first = np.asarray(first_obs, dtype=np.float64)
+        self._buf = np.empty((self.length,) + first.shape, dtype=np.float64)
+        fill_history(self._buf[None], 0, first[None])
         return self.stacked()
 
     def push(self, obs: np.ndarray) -> np.ndarray:
-        if not self._buf:
+        if self._buf is None:
             return self.reset(obs)
-        self._buf = self._buf[1:] + [np.asarray(obs, dtype=np.float64)]
+        push_history(self._buf, np.asarray(obs, dtype=np.float64))
         return self.stacked()
 
     def stacked(self) -> np.ndarray:
-        return np.concatenate(self._buf, axis=-1)
+        return self._buf.reshape(-1).copy()
 
 
 def gravity_to_roll_pitch(gravity_body):

@@ -24,12 +24,13 @@ class ContractMismatch(ValueError):
         super().__init__("policy %s does not match the Go1 contract:\n  - %s" % (source, "\n  - ".join(problems)))
 
 
-def runtime_contract() -> Dict[str, Any]:
-    """The contract this code base implements (observation layout, action mapping, gains, timing)."""
+def runtime_contract(spec: C.RobotSpec = C.GO1) -> Dict[str, Any]:
+    """The contract this code base implements for robot ``spec`` (observation layout, action mapping, gains,
+    timing)."""
     return {
         "contract_version": CONTRACT_VERSION,
-        "robot": "unitree_go1",
-        "joint_order": list(C.JOINT_NAMES_SIM),
+        "robot": spec.name,
+        "joint_order": list(spec.joint_names_sim),
         "observation": {
             "per_step": [{"name": b.name, "size": b.size, "scale": b.scale} for b in C.OBS_BLOCKS],
             "obs_dim": C.OBS_DIM,
@@ -40,13 +41,13 @@ def runtime_contract() -> Dict[str, Any]:
             "command_scales": [float(x) for x in C.COMMAND_SCALES],
         },
         "action": {
-            "dim": C.NUM_ACTIONS,
-            "scale": C.ACTION_SCALE,
-            "hip_scale_reduction": C.HIP_SCALE_REDUCTION,
-            "clip": C.CLIP_ACTIONS,
-            "default_q": [float(x) for x in C.DEFAULT_Q],
+            "dim": spec.num_joints,
+            "scale": spec.action_scale,
+            "hip_scale_reduction": spec.hip_scale_reduction,
+            "clip": spec.clip_actions,
+            "default_q": [float(x) for x in spec.default_q],
         },
-        "control": {"kp": C.KP, "kd": C.KD, "policy_dt": C.POLICY_DT},
+        "control": {"kp": spec.kp, "kd": spec.kd, "policy_dt": spec.policy_dt},
     }
 
 
@@ -103,10 +104,11 @@ def _diff(expected: Any, actual: Any, path: str, out: List[str]) -> None:
         out.append("%s: expected %r, got %r" % (path, expected, actual))
 
 
-def check_contract(policy_contract: Dict[str, Any], source: str = "<contract>") -> None:
-    """Raise :class:`ContractMismatch` listing every field where the policy differs from the runtime."""
+def check_contract(policy_contract: Dict[str, Any], source: str = "<contract>", spec: C.RobotSpec = C.GO1) -> None:
+    """Raise :class:`ContractMismatch` listing every field where the policy differs from the runtime (robot
+    ``spec``)."""
     problems: List[str] = []
-    _diff(runtime_contract(), policy_contract, "contract", problems)
+    _diff(runtime_contract(spec), policy_contract, "contract", problems)
     if "onnx" not in policy_contract:
         problems.append("contract.onnx: missing (input/output tensor names)")
     if problems:

@@ -9,6 +9,8 @@ Re-running with the same ``--out`` resumes from its checkpoint.
 import os
 import sys
 
+from go1o4.offline_finetune.algorithms import algorithm_names
+
 PRESETS = ("paper", "quick")
 
 
@@ -21,7 +23,7 @@ def add_arguments(p) -> None:
                    help="a built dataset file, a directory of our episode logs, or 'uni_o4_real'")
     p.add_argument("--preset", default="quick", help="paper | quick, or a path to a YAML config")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
-    p.add_argument("--algo", choices=("uni_o4", "one_step", "iql"), default=None)
+    p.add_argument("--algo", choices=algorithm_names(), default=None)
     p.add_argument("--init", choices=("data", "pretrained"), default=None)
     p.add_argument("--pretrained", default=None, help=".pt state_dict or .onnx of the sim-pretrained policy")
     p.add_argument("--seed", type=int, default=None)

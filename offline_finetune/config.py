@@ -6,7 +6,8 @@ The ``quick`` preset only shortens step counts and sizes of the evaluation, neve
 from dataclasses import dataclass, field
 from typing import List
 
-ALGOS = ("uni_o4", "one_step", "iql")
+from go1o4.offline_finetune.algorithms import algorithm_names
+
 INITS = ("data", "pretrained")
 
 
@@ -146,7 +147,7 @@ class IQLPolicyConfig:
 
 @dataclass
 class OfflineConfig:
-    algo: str = "uni_o4"  # uni_o4 | one_step | iql
+    algo: str = "uni_o4"  # a name in offline_finetune.algorithms: uni_o4 | iql | one_step
     init: str = "data"  # data: BC from the dataset; pretrained: all members start from a sim policy (A.4)
     pretrained: str = ""  # .pt state_dict or .onnx (+ .yaml) of the pretrained policy, for init=pretrained
     seed: int = 0
@@ -162,8 +163,8 @@ class OfflineConfig:
     iql: IQLPolicyConfig = field(default_factory=IQLPolicyConfig)
 
     def validate(self) -> None:
-        if self.algo not in ALGOS:
-            raise ValueError("algo must be one of %s, got %r" % (ALGOS, self.algo))
+        if self.algo not in algorithm_names():
+            raise ValueError("algo must be one of %s, got %r" % (tuple(algorithm_names()), self.algo))
         if self.init not in INITS:
             raise ValueError("init must be one of %s, got %r" % (INITS, self.init))
         if self.init == "pretrained" and not self.pretrained:

@@ -1,68 +1,28 @@
-"""Offline transitions as the trainers see them, and loading them from the data layer.
+"""Offline transitions as the trainers see them: thin torch-side glue over the data layer's dataset.
 
-The data layer (``data.dataset.TransitionDataset``, ``data.import_uni_o4``) owns files and rewards;
-this module only checks what it hands over (clear errors naming the field) and turns it into
-torch tensors sampled in minibatches. Never imports mujoco.
+The data layer (``data.dataset.TransitionDataset``: arrays, statistics, the split by episode;
+``data.import_uni_o4``) owns files, rewards and the one dataset type; this module only checks what it hands
+over (clear errors naming the field, float32 arrays) and turns it into torch tensors sampled in minibatches.
+Never imports mujoco.
 """
-import importlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
+from go1o4.data.dataset import ARRAYS, BuildConfig, TransitionDataset, build_dataset
+from go1o4.data.import_uni_o4 import find_uni_o4_files, load_uni_o4_file
 
 from go1o4 import contract as C
 
-FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "episode_ids")
-STD_FLOOR = 1e-2  # same floor as data.dataset.BuildConfig.std_floor (constant features, e.g. gait commands)
+FIELDS = ARRAYS  # observations (N, 290), actions (N, 12), rewards, next_observations, terminals, timeouts, episode_ids
 #: the real Uni-O4 mattress logs, beside the repository (shared/data/...)
 REAL_LOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "uni_o4_go1_mattress_2023_08"
 
 
 class DatasetError(ValueError):
     pass
-
-
-@dataclass
-class Transitions:
-    """float32 arrays: observations (N, 290), actions (N, 12), rewards (N,), next_observations (N, 290),
-    terminals / timeouts (N,) in {0, 1}, episode_ids (N,) int."""
-
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_observations: np.ndarray
-    terminals: np.ndarray
-    timeouts: np.ndarray
-    episode_ids: np.ndarray
-    source: str = "<arrays>"
-    stats: Dict[str, np.ndarray] = field(default_factory=dict)  # obs_mean / obs_std from the data layer
-
-    def __len__(self) -> int:
-        return int(self.observations.shape[0])
-
-    def subset(self, mask: np.ndarray) -> "Transitions":
-        return Transitions(*(getattr(self, f)[mask] for f in FIELDS), source=self.source)  # stats recomputed
-
-    def split(self, val_fraction: float, seed: int = 0) -> Tuple["Transitions", "Transitions"]:
-        """Split by whole episodes (no leakage of near-identical neighbouring steps into validation)."""
-        episodes = np.unique(self.episode_ids)
-        if len(episodes) < 2:
-            raise DatasetError("%s: need at least 2 episodes to hold some out, got %d" % (self.source, len(episodes)))
-        rng = np.random.default_rng(seed)
-        rng.shuffle(episodes)
-        n_val = int(np.clip(round(val_fraction * len(episodes)), 1, len(episodes) - 1))
-        val = np.isin(self.episode_ids, episodes[:n_val])
-        return self.subset(~val), self.subset(val)
-
-    def obs_stats(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Observation mean/std: the data layer's statistics when given, else computed (std floored)."""
-        if "obs_mean" in self.stats and "obs_std" in self.stats:
-            return np.asarray(self.stats["obs_mean"]), np.asarray(self.stats["obs_std"])
-        obs = self.observations.astype(np.float64)
-        return obs.mean(0), np.maximum(obs.std(0), STD_FLOOR)
 
 
 def _field(ds: Any, name: str, source: str) -> np.ndarray:
@@ -72,8 +32,9 @@ def _field(ds: Any, name: str, source: str) -> np.ndarray:
     return np.asarray(value)
 
 
-def as_transitions(ds: Any, source: Optional[str] = None) -> Transitions:
-    """Check a dataset-like object (attributes or dict keys in FIELDS) and return float32 Transitions."""
+def as_transitions(ds: Any, source: Optional[str] = None) -> TransitionDataset:
+    """Check a dataset-like object (attributes or dict keys in FIELDS) and return it as a float32
+    :class:`TransitionDataset` (its obs statistics kept, the rest recomputed when needed)."""
     source = source or str(getattr(ds, "path", None) or getattr(ds, "source", None) or type(ds).__name__)
     arrays = {name: _field(ds, name, source) for name in FIELDS}
     n = arrays["observations"].shape[0] if arrays["observations"].ndim else 0
@@ -99,14 +60,16 @@ def as_transitions(ds: Any, source: Optional[str] = None) -> Transitions:
     for k, v in stats.items():
         if v.shape != (C.POLICY_INPUT_DIM,) or not np.all(np.isfinite(v)):
             raise DatasetError("%s: stats[%r] has shape %s or non-finite values" % (source, k, v.shape))
-    return Transitions(source=source, stats=stats, **out)
+    return TransitionDataset(source=source, stats=stats, meta=dict(getattr(ds, "meta", None) or {}), **out)
 
 
-def split_transitions(ds: Any, val_fraction: float, seed: int) -> Tuple[Transitions, Transitions]:
-    """(train, val) by whole episodes with the dataset's own ``split`` (data layer or :class:`Transitions`)."""
-    if not callable(getattr(ds, "split", None)):
+def split_transitions(ds: Any, val_fraction: float, seed: int) -> Tuple[TransitionDataset, TransitionDataset]:
+    """(train, val) by whole episodes with the data layer's ``TransitionDataset.split`` (val keeps train's stats)."""
+    if not isinstance(ds, TransitionDataset):
         ds = as_transitions(ds)
-    source = getattr(ds, "source", None) or str(getattr(ds, "meta", {}).get("source", "") or type(ds).__name__)
+    source = ds.source or str(ds.meta.get("source", "") or type(ds).__name__)
+    if val_fraction > 0 and ds.num_episodes < 2:
+        raise DatasetError("%s: need at least 2 episodes to hold some out, got %d" % (source, ds.num_episodes))
     train, val = ds.split(val_fraction, seed)
     return as_transitions(train, source), as_transitions(val, source + " (val)")
 
@@ -115,24 +78,22 @@ def load_dataset(spec: str, reward: str = "uni_o4_world", progress: bool = True,
     """``spec``: ``uni_o4_real`` (the real mattress logs, read by ``data.import_uni_o4``), a built dataset
     file (``data.dataset.TransitionDataset.load``), or a directory of our episode logs (``build_dataset``).
     Returns the data layer's ``TransitionDataset`` (checked: shapes, finite values, 0/1 flags)."""
-    ds_mod = _data_module("go1o4.data.dataset")
     try:
         if spec == "uni_o4_real":
             if not REAL_LOGS.exists():
                 raise DatasetError("the real Uni-O4 logs are not at %s" % REAL_LOGS)
-            imp = _data_module("go1o4.data.import_uni_o4")
-            files = imp.find_uni_o4_files(str(REAL_LOGS))
+            files = find_uni_o4_files(str(REAL_LOGS))
             files = files[:max_files] if max_files > 0 else files
-            episodes = (imp.load_uni_o4_file(f, reward=reward) for f in files)
-            ds = ds_mod.build_dataset(episodes, ds_mod.BuildConfig(reward=reward), progress=progress)
+            episodes = (load_uni_o4_file(f, reward=reward) for f in files)
+            ds = build_dataset(episodes, BuildConfig(reward=reward), progress=progress)
             ds.source = "uni_o4_real (%d files, reward %s)" % (len(files), reward)
         elif not os.path.exists(spec):
             raise DatasetError("dataset %s not found (give a dataset file, a log directory or 'uni_o4_real')" % spec)
         elif os.path.isdir(spec):
-            ds = ds_mod.build_dataset(spec, ds_mod.BuildConfig(reward=reward), progress=progress)
+            ds = build_dataset(spec, BuildConfig(reward=reward), progress=progress)
             ds.source = spec
         else:
-            ds = ds_mod.TransitionDataset.load(spec)
+            ds = TransitionDataset.load(spec)
             ds.source = spec
     except DatasetError:
         raise
@@ -142,17 +103,10 @@ def load_dataset(spec: str, reward: str = "uni_o4_world", progress: bool = True,
     return ds
 
 
-def _data_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise DatasetError("cannot import %s (%s): the data layer is needed to read datasets" % (name, e))
-
-
 class TorchData:
     """All transitions as float32 tensors; uniform minibatches with a seeded generator."""
 
-    def __init__(self, tr: Transitions, device: str = "cpu"):
+    def __init__(self, tr: TransitionDataset, device: str = "cpu"):
         self.n = len(tr)
         self.t = {k: torch.as_tensor(getattr(tr, k), device=device) for k in FIELDS if k != "episode_ids"}
 

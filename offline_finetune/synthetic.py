@@ -7,7 +7,7 @@ behaviour policy is a noisy linear map of the newest observation. Some episodes 
 (terminal), the others in a time-limit truncation.
 """
 import numpy as np
-from go1o4.offline_finetune.dataset import Transitions
+from go1o4.data.dataset import TransitionDataset
 
 from go1o4 import contract as C
 
@@ -18,7 +18,7 @@ def _observe(roll, q, dq, cmd, last_a, gait) -> np.ndarray:
 
 
 def make_synthetic(num_episodes: int = 8, steps: int = 100, fall_every: int = 4, seed: int = 0,
-                   action_noise: float = 0.3) -> Transitions:
+                   action_noise: float = 0.3) -> TransitionDataset:
     rng = np.random.default_rng(seed)
     w_policy = rng.normal(0.0, 0.1, size=(C.OBS_DIM, C.NUM_ACTIONS))
     cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
@@ -53,4 +53,4 @@ def make_synthetic(num_episodes: int = 8, steps: int = 100, fall_every: int = 4,
                 break
     arrays = {k: np.asarray(v) for k, v in cols.items()}
     arrays = {k: (v.astype(np.int64) if k == "episode_ids" else v.astype(np.float32)) for k, v in arrays.items()}
-    return Transitions(source="synthetic(seed=%d)" % seed, **arrays)
+    return TransitionDataset(source="synthetic(seed=%d)" % seed, **arrays)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from go1o4.offline_finetune.algorithms import get_algorithm
 from go1o4.offline_finetune.bc import EnsembleBC
 from go1o4.offline_finetune.config import OfflineConfig
 from go1o4.offline_finetune.dataset import TorchData, split_transitions
@@ -209,7 +210,7 @@ class OfflineRun:
                                "bc/pairwise_kl": ev["pairwise_kl"]})
 
         # pretrained: members start from the sim policy (A.4); iql: its AWR actor is trained from scratch
-        steps = cfg.bc.steps if (cfg.init == "data" and cfg.algo != "iql") else 0
+        steps = cfg.bc.steps if (cfg.init == "data" and get_algorithm(cfg.algo).bc_from_data) else 0
         if bc.steps == 0:
             evaluate(0)
         last = {}
@@ -278,8 +279,9 @@ class OfflineRun:
             export_onnx(actor.member(i), os.path.join(self.out, SNAPSHOT % (step, i)), extra)
 
     def stage_improve(self) -> None:
-        if self.cfg.algo == "iql":
-            return self._improve_iql()
+        get_algorithm(self.cfg.algo).improve(self)  # offline_finetune.algorithms
+
+    def improve_ppo(self) -> None:
         cfg, g = self.cfg, self._generator("improve")
         alpha = cfg.improve.alpha if cfg.init == "pretrained" else 0.0  # Eq. 25 only in the A.4 recipe
         ppo = MultiStepPPO(self.actor, self.value, cfg.improve, mode=cfg.algo, alpha=alpha)
@@ -306,7 +308,7 @@ class OfflineRun:
                                     "accepts": torch.as_tensor(ppo.accepts), "rejects": torch.as_tensor(ppo.rejects)}
         self._finish("improve", snap())
 
-    def _improve_iql(self) -> None:
+    def improve_iql(self) -> None:
         cfg, g = self.cfg, self._generator("improve")
         actor = GaussianActor(ensemble_size=1, init_std=cfg.bc.init_std)
         actor.normalizer.set_stats(self.obs_mean, self.obs_std)

@@ -23,7 +23,7 @@ import torch
 from go1o4.offline_finetune.config import OfflineConfig
 from go1o4.offline_finetune.iql import AWR
 from go1o4.offline_finetune.value import IQLValue
-from go1o4.online_finetune.collector import RobotRunner, collect_logged_episode
+from go1o4.online_finetune.collector import collect_logged_episode
 from go1o4.online_finetune.config import IQLOnlineConfig, OnlineConfig
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import (
@@ -35,6 +35,7 @@ from go1o4.online_finetune.rollouts import (
     unconsumed_segments,
 )
 from go1o4.online_finetune.runfiles import atomic_torch_save, lock_dir
+from go1o4.robot_runtime.rollout import RobotRunner
 from tqdm import tqdm
 
 from go1o4.config import load_config

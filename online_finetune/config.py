@@ -7,10 +7,11 @@ decay, 2048 steps per update, minibatch 128, 10 epochs.
 from dataclasses import dataclass, field
 from typing import List
 
+from go1o4.robot_runtime.rollout import RolloutConfig
+
 from go1o4 import contract as C
 from go1o4.rl.ppo import PPOConfig
 
-RESETS = ("always", "on_fall")
 INITS = ("offline", "pretrained")
 
 
@@ -20,33 +21,7 @@ def online_ppo() -> PPOConfig:
 
 
 @dataclass
-class RobotConfig:
-    """The robot the sessions run on: the simulated Go1 on 127.0.0.1 (lock-step) through the real SDK."""
-
-    terrain: str = "mattress"
-    mode: str = "lockstep"  # lockstep: faster than real time; realtime: wall clock
-    start_pose: str = "standing"
-    reset: str = "always"  # scripted resetter: stand the robot up before every episode, or only after a fall
-    session_config: str = ""  # robot YAML (deploy/config/go1_default.yaml); "" = defaults
-    # Online reward the runtime computes and logs (robot_runtime.reward): the Uni-O4 reward with the physical
-    # command (m/s); "uni_o4_body" compares the velocity with the obs-scaled command (2 x vx) as the paper's code.
-    reward: str = "uni_o4_body_si"
-    session_overrides: List[str] = field(default_factory=lambda: ["runtime.settle_s=0.2"])
-    sim_overrides: List[str] = field(default_factory=list)  # SimRobotConfig --set overrides
-    t265_lcm_url: str = "udpm://239.255.76.67:7667?ttl=0"
-    episode_timeout_s: float = 600.0  # wall seconds before a hung episode is an error
-
-    def validate(self) -> None:
-        if self.reset not in RESETS:
-            raise ValueError("robot.reset must be one of %s, got %r" % (RESETS, self.reset))
-        if self.mode not in ("lockstep", "realtime"):
-            raise ValueError("robot.mode must be lockstep or realtime, got %r" % self.mode)
-        if self.start_pose not in ("standing", "lying"):
-            raise ValueError("robot.start_pose must be standing or lying, got %r" % self.start_pose)
-
-
-@dataclass
-class CommandConfig:
+class EpisodeCommandConfig:
     """Velocity commands of training episodes: one (vx, vy, yaw rate) drawn uniformly per episode."""
 
     vx: List[float] = field(default_factory=lambda: [0.0, 1.5])
@@ -90,7 +65,7 @@ class CurveConfig:
 
 
 @dataclass
-class FaultConfig:
+class TrainerFaultConfig:
     """Fault injection for crash tests: sleep between the gradient steps and the checkpoint write."""
 
     stall_before_checkpoint_s: float = 0.0
@@ -110,11 +85,11 @@ class OnlineConfig:
     torch_threads: int = 1
     reward_scale_gamma: float = 0.99
     ppo: PPOConfig = field(default_factory=online_ppo)
-    robot: RobotConfig = field(default_factory=RobotConfig)
-    commands: CommandConfig = field(default_factory=CommandConfig)
+    robot: RolloutConfig = field(default_factory=RolloutConfig)
+    commands: EpisodeCommandConfig = field(default_factory=EpisodeCommandConfig)
     curve: CurveConfig = field(default_factory=CurveConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    faults: FaultConfig = field(default_factory=FaultConfig)
+    faults: TrainerFaultConfig = field(default_factory=TrainerFaultConfig)
 
     def validate(self) -> None:
         if self.init not in INITS:

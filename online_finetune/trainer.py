@@ -23,11 +23,12 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 from go1o4.online_finetune import models
-from go1o4.online_finetune.collector import RobotRunner, collect_logged_episode
+from go1o4.online_finetune.collector import collect_logged_episode
 from go1o4.online_finetune.config import OnlineConfig
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import Segment, episode_stats, ppo_batch, unconsumed_segments
 from go1o4.online_finetune.runfiles import atomic_torch_save, lock_dir
+from go1o4.robot_runtime.rollout import RobotRunner
 from tqdm import tqdm
 
 from go1o4.config import save_config

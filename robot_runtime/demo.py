@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from go1o4.robot_runtime.session_cli import SimRobot
+from go1o4.robot_runtime.simulated_go1.robot import SimRobot
 from go1o4.robot_runtime.stand import StandConfig, run_stand
 
 from go1o4.config import ConfigError, load_config
@@ -40,8 +40,8 @@ def run(args) -> int:
     print("demo: starting the simulated Go1 (%s, %s, %s)..." % (
         args.terrain, args.mode, "thread" if args.in_process else "own process"), flush=True)
     try:
-        robot = SimRobot(args.mode, "thread" if args.in_process else "subprocess", args.terrain,
-                         overrides=["physics_hz=%s" % args.physics_hz])
+        robot = SimRobot.launch(args.mode, "thread" if args.in_process else "subprocess", args.terrain,
+                                overrides=["physics_hz=%s" % args.physics_hz])
     except (RuntimeError, OSError, ValueError) as e:
         sys.stderr.write("go1o4 demo: cannot start the simulated Go1: %s\n" % e)
         return 2

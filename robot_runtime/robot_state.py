@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict
 
 import numpy as np
-from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime import wire
 
 from go1o4 import contract as C
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 from go1o4.robot_runtime.robot_state import RobotState
-from go1o4.robot_runtime.simulated_go1.wire import LOWCMD_SIZE, LOWSTATE_SIZE
+from go1o4.robot_runtime.wire import LOWCMD_SIZE, LOWSTATE_SIZE
 
 from go1o4 import contract as C
 

@@ -26,6 +26,7 @@ import numpy as np
 from go1o4.robot_runtime import safety as S
 from go1o4.robot_runtime.control import Driver, LinkLoop, LoopStats, Target, WallClock
 from go1o4.robot_runtime.episode_log import EpisodeLog
+from go1o4.robot_runtime.link import Link
 from go1o4.robot_runtime.operator import Command
 from go1o4.robot_runtime.reward import StepRewardComputer
 from go1o4.robot_runtime.session_config import SessionConfig
@@ -46,10 +47,10 @@ ARMED_STATES = (S.CALIBRATING, S.RUNNING, S.PAUSED)
 class RuntimeSession:
     """State machine + policy step. Thread model: :meth:`step` runs in one thread (the policy loop)."""
 
-    def __init__(self, config: SessionConfig, link=None, policy=None, clock=None, t265=None,
+    def __init__(self, config: SessionConfig, link: Optional[Link] = None, policy=None, clock=None, t265=None,
                  log: Optional[EpisodeLog] = None, inputs: Sequence[Any] = (), robot=None,
                  on_message: Optional[Callable[[str], None]] = None):
-        """``link``: an :class:`robot_runtime.sdk_link.SdkLink` (default: the robot in ``config.robot``);
+        """``link``: a :class:`robot_runtime.link.Link` (default: an ``SdkLink`` to the robot in ``config.robot``);
         ``clock``: WallClock (default) or LockstepClock; ``t265``: a started T265Source; ``robot``: the
         simulated Go1's handle (episode resets)."""
         config.validate()

@@ -9,8 +9,9 @@ or an already running one is used (``--sim-port``). The session starts in dampin
 until the operator calibrates (c / R2). Exit status: 0 done, 1 the runtime failed, 2 setup error
 (config, policy contract mismatch, simulator not starting).
 
-Python API for data collection / online PPO: :func:`start_simulated_robot` + :func:`build_session`,
-then ``session.run_episode(...)``.
+Python API for data collection / online PPO: :func:`start_simulated_robot` (or
+``simulated_go1.robot.SimRobot.launch``) + :func:`build_session`, then ``session.run_episode(...)``; or the
+rollout API :mod:`go1o4.robot_runtime.rollout`. The simulator is imported only on the simulated path.
 """
 import collections
 import json
@@ -26,65 +27,13 @@ from go1o4.config import ConfigError, to_dict
 DEFAULT_POLICY = "sim_pretrain/policies/go1_flat.onnx"
 
 
-class SimRobot:
-    """The simulated Go1 in a thread or a child process, with its control channel (reset, faults...)."""
-
-    def __init__(self, mode: str = "lockstep", how: str = "subprocess", terrain: str = "rigid",
-                 start_pose: str = "lying", t265_url: str = "", t265_channel: str = "T265_POSE",
-                 remote_schedule: str = "", overrides: Sequence[str] = ()):
-        from go1o4.robot_runtime.simulated_go1.control import ControlClient
-
-        self.mode, self.how, self.sim, self.proc = mode, how, None, None
-        if how == "thread":
-            from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
-            from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
-
-            from go1o4.config import load_config
-
-            base = {"mode": mode, "port": 0, "control_port": 0, "terrain": {"kind": terrain}, "start_pose": start_pose,
-                    "remote_schedule": remote_schedule, "t265_enabled": bool(t265_url),
-                    "t265": {"lcm_url": t265_url, "lcm_channel": t265_channel}}
-            self.sim = SimulatedGo1(load_config(SimRobotConfig, None, overrides, base=base)).start()
-            self.port, control_port = self.sim.port, self.sim.control_port
-        elif how == "subprocess":
-            from go1o4.robot_runtime.simulated_go1.cli import launch
-
-            args = ["--mode", mode, "--port", "0", "--control-port", "0", "--terrain", terrain,
-                    "--start-pose", start_pose]
-            if t265_url:
-                args += ["--t265-lcm", t265_url, "--set", "t265.lcm_channel=%s" % t265_channel]
-            if remote_schedule:
-                args += ["--remote", remote_schedule]
-            for o in overrides:
-                args += ["--set", o]
-            self.proc, self.port, control_port = launch(args)
-        else:
-            raise ValueError("how must be 'thread' or 'subprocess', got %r" % how)
-        self.control = ControlClient(control_port)
-
-    def reset(self, pose: str = "standing") -> None:
-        self.control.reset(pose)
-
-    def call(self, op: str, **args) -> Dict[str, Any]:
-        """Any control operation: knock_over, faults, silence, t265_stall, remote, kill, counters..."""
-        return self.control.call(op, **args)
-
-    def close(self) -> None:
-        self.control.close()
-        if self.sim is not None:
-            self.sim.close()
-        if self.proc is not None:
-            from go1o4.robot_runtime.simulated_go1.cli import terminate
-
-            terminate(self.proc)
-
-
 def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot_port: int = 8007,
-                  local_port: int = 0, lockstep: bool = False, robot: Optional[SimRobot] = None,
+                  local_port: int = 0, lockstep: bool = False, robot: Any = None,
                   use_t265: bool = True, log: bool = True, log_backend: Optional[str] = None,
                   inputs: Sequence[Any] = (), on_message: Optional[Callable[[str], None]] = None,
                   metadata: Optional[Dict[str, Any]] = None):
-    """A ready :class:`robot_runtime.session.RuntimeSession` on the real SDK (``robot`` gives port and reset).
+    """A ready :class:`robot_runtime.session.RuntimeSession` on the real SDK (``robot``: a simulated Go1 handle,
+    ``simulated_go1.robot.SimRobot``, that gives port and reset).
 
     ``lockstep``: the simulator's lock-step clock (only with a lock-step simulated robot). Logging goes
     to ``cfg.logging.log_dir`` (backend: a child process in real time, in-process in lock-step).
@@ -135,9 +84,12 @@ def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend,
 
 def start_simulated_robot(cfg: SessionConfig, mode: str = "lockstep", how: str = "subprocess",
                           terrain: str = "rigid", start_pose: str = "lying", remote_schedule: str = "",
-                          overrides: Sequence[str] = ()) -> SimRobot:
-    """The simulated Go1 publishing its T265 where ``cfg.t265`` listens."""
-    return SimRobot(mode, how, terrain, start_pose, cfg.t265.lcm_url, cfg.t265.channel, remote_schedule, overrides)
+                          overrides: Sequence[str] = ()):
+    """The simulated Go1 (a ``SimRobot`` handle) publishing its T265 where ``cfg.t265`` listens."""
+    from go1o4.robot_runtime.simulated_go1.robot import SimRobot
+
+    return SimRobot.launch(mode, how, terrain, start_pose, cfg.t265.lcm_url, cfg.t265.channel, remote_schedule,
+                           overrides)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -191,11 +143,9 @@ def run(args) -> int:
             robot = start_simulated_robot(cfg, args.sim_mode, args.sim_robot, args.terrain, args.start_pose,
                                           args.remote)
         elif args.sim_control_port is not None:
-            from go1o4.robot_runtime.simulated_go1.control import ControlClient
+            from go1o4.robot_runtime.simulated_go1.robot import SimRobot
 
-            robot = SimRobot.__new__(SimRobot)
-            robot.sim = robot.proc = None
-            robot.port, robot.control = args.sim_port, ControlClient(args.sim_control_port)
+            robot = SimRobot.attach(args.sim_port, args.sim_control_port)
     except (RuntimeError, OSError, ValueError, ConfigError) as e:
         return _fail("cannot start the simulated Go1: %s" % e)
     ip = args.robot_ip or "127.0.0.1"

@@ -11,6 +11,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from go1o4.sim_pretrain.env.config import TERRAIN_CHOICES
 
 from go1o4 import contract as C
 from go1o4.config import ConfigError, load_config
@@ -112,7 +113,7 @@ def format_table(rows: List[Dict[str, float]], title: str = "") -> str:
 def add_arguments(p) -> None:
     p.add_argument("policy", help="policy .onnx (with its .yaml contract) or pretrain checkpoint .pt")
     p.add_argument("--config", default=None, help="env config YAML (default: sim_pretrain/configs/flat.yaml)")
-    p.add_argument("--terrain", default="rigid", choices=["rigid", "mattress", "mixed"])
+    p.add_argument("--terrain", default="rigid", choices=TERRAIN_CHOICES)
     p.add_argument("--vx", type=float, nargs="+", default=[0.5, 1.0])
     p.add_argument("--vy", type=float, default=0.0)
     p.add_argument("--yaw", type=float, default=0.0)

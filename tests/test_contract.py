@@ -131,3 +131,27 @@ def test_history_starts_filled_and_rolls():
 def test_command_vector_rejects_unknown_gait_key():
     with pytest.raises(ValueError, match="unknown gait"):
         C.command_vector(0, 0, 0, gait={"gait_freq": 2.0})
+
+
+def test_one_history_stacker_three_call_sites():
+    """The runtime (ObservationHistory, one step at a time), the vectorised env (push_history + fill_history on
+    (N, 5, 58)) and the dataset (stack_logged_history over a whole log) give the same 290 inputs."""
+    rng = np.random.default_rng(0)
+    lengths = [7, 3, 9]
+    obs = rng.normal(size=(sum(lengths), C.OBS_DIM))
+    starts = np.repeat(np.cumsum([0] + lengths[:-1]), lengths)
+    runtime, h = [], C.ObservationHistory()
+    batched, env = [], np.zeros((2, C.HISTORY_LEN, C.OBS_DIM))
+    for row in range(len(obs)):
+        new = row == starts[row]
+        runtime.append(h.reset(obs[row]) if new else h.push(obs[row]))
+        C.push_history(env, np.stack([obs[row], -obs[row]]))
+        if new:
+            C.fill_history(env, np.array([0, 1]), np.stack([obs[row], -obs[row]]))
+        batched.append(env.reshape(2, -1).copy())
+    logged = C.stack_logged_history(obs, np.arange(len(obs)), starts)
+    np.testing.assert_allclose(np.array(runtime), logged, rtol=1e-6)
+    np.testing.assert_allclose(np.array([b[0] for b in batched]), logged, rtol=1e-6)
+    np.testing.assert_allclose(np.array([b[1] for b in batched]), -np.array(runtime), rtol=1e-6)
+    assert not np.allclose(logged[7], logged[6])  # the second episode does not see the first one's steps
+    np.testing.assert_array_equal(logged[7].reshape(5, -1), np.repeat(obs[7:8], 5, 0).astype(np.float32))

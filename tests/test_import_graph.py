@@ -27,8 +27,12 @@ FORBIDDEN = {  # layer -> lower layers it still may not import
     "offline_finetune": {"sim_pretrain", "robot_runtime"},
     "data": {"sim_pretrain", "robot_runtime", "offline_finetune", "online_finetune", "experiments"},
 }
-# The simulator half of robot_runtime; every other runtime module runs on the real robot.
-SIM_SIDE = ("go1o4.robot_runtime.simulated_go1", "go1o4.robot_runtime.demo")
+# The simulator half of robot_runtime; every other runtime module runs on the real robot. The rollout API
+# drives the simulated Go1 (scripted resetter); demo stands the simulated Go1 up.
+SIM_SIDE = ("go1o4.robot_runtime.simulated_go1", "go1o4.robot_runtime.demo", "go1o4.robot_runtime.rollout")
+# Entry points that run on the real robot or start a simulated one: the simulator only in a function (lazily,
+# on the simulated path), never at import.
+CHOOSERS = ("go1o4.robot_runtime.session_cli",)
 
 
 def modules() -> Dict[str, Path]:
@@ -57,12 +61,16 @@ def layer(module: str) -> str:
     return "core"
 
 
-def imports(name: str, path: Path, known: Set[str]) -> List[Tuple[str, int]]:
-    """The go1o4 modules ``name`` imports (resolving relative imports and ``from pkg import module``)."""
+def imports(name: str, path: Path, known: Set[str], top_level: bool = False) -> List[Tuple[str, int]]:
+    """The go1o4 modules ``name`` imports (resolving relative imports and ``from pkg import module``); with
+    ``top_level`` only those run at import time (not inside a function)."""
     tree = ast.parse(path.read_text(), str(path))
     is_pkg = path.name == "__init__.py"
     out = []
-    for node in ast.walk(tree):
+    nodes = ast.walk(tree)
+    if top_level:
+        nodes = [n for n in _outside_functions(tree)]
+    for node in nodes:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -86,10 +94,22 @@ def imports(name: str, path: Path, known: Set[str]) -> List[Tuple[str, int]]:
     return out
 
 
-def graph() -> Dict[str, List[Tuple[str, int]]]:
+def _outside_functions(node: ast.AST):
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        yield child
+        yield from _outside_functions(child)
+
+
+def graph(top_level: bool = False) -> Dict[str, List[Tuple[str, int]]]:
     mods = modules()
     known = set(mods)
-    return {name: imports(name, path, known) for name, path in mods.items()}
+    return {name: imports(name, path, known, top_level) for name, path in mods.items()}
+
+
+def simulator(dst: str) -> bool:
+    return dst.startswith("go1o4.robot_runtime.simulated_go1") or layer(dst) == "sim_pretrain"
 
 
 def upward(src: str, dst: str) -> Optional[str]:
@@ -99,8 +119,8 @@ def upward(src: str, dst: str) -> Optional[str]:
         return "%s (%s) imports %s (%s), a higher layer" % (src, a, dst, b)
     if b in FORBIDDEN.get(a, ()):
         return "%s (%s) may not import %s (%s)" % (src, a, dst, b)
-    if a == "robot_runtime" and not src.startswith(SIM_SIDE) and src != "go1o4.robot_runtime":
-        if dst.startswith("go1o4.robot_runtime.simulated_go1") or b == "sim_pretrain":
+    if a == "robot_runtime" and not src.startswith(SIM_SIDE + CHOOSERS) and src != "go1o4.robot_runtime":
+        if simulator(dst):
             return "real-robot module %s imports the simulator %s" % (src, dst)
     return None
 
@@ -158,6 +178,15 @@ def test_no_upward_import():
     assert not bad, "\n".join(bad)
 
 
+def test_the_real_robot_path_never_imports_the_simulator_at_import_time():
+    """``go1o4 session --robot-ip ...`` imports session_cli; the simulator is imported only on the simulated path."""
+    g = graph(top_level=True)
+    bad = ["%s:%d imports %s" % (src, line, dst) for src in CHOOSERS for dst, line in g[src] if simulator(dst)]
+    assert not bad, bad
+    lazy = [dst for dst, _ in graph()["go1o4.robot_runtime.session_cli"]]
+    assert any(simulator(d) for d in lazy)  # it does start a simulated Go1, lazily
+
+
 def test_no_import_cycle():
     g = graph()
     edges = {src: {dst for dst, _ in targets if dst != src} for src, targets in g.items()}
@@ -172,7 +201,8 @@ def test_no_import_cycle():
     ("go1o4.offline_finetune.evidence", "go1o4.online_finetune.pipeline", True),
     ("go1o4.offline_finetune.train", "go1o4.robot_runtime.session", True),
     ("go1o4.data.reader", "go1o4.sim_pretrain.physics", True),
-    ("go1o4.robot_runtime.sdk_link", "go1o4.robot_runtime.simulated_go1.wire", True),
+    ("go1o4.robot_runtime.sdk_link", "go1o4.robot_runtime.simulated_go1.server", True),
+    ("go1o4.robot_runtime.sdk_link", "go1o4.robot_runtime.wire", False),
     ("go1o4.robot_runtime.simulated_go1.server", "go1o4.robot_runtime.wire", False),
     ("go1o4.online_finetune.trainer", "go1o4.offline_finetune.train", False),
     ("go1o4.contract", "go1o4.data.reader", True),

@@ -120,7 +120,7 @@ def test_feet_sink_into_mattress_not_into_rigid_floor():
 
 
 def test_mixed_terrain_patch_raises_the_surface():
-    cfg = TerrainConfig(kind="mixed")
+    cfg = TerrainConfig(kind="patch")
     assert surface_height(cfg, np.array([cfg.mattress_center]))[0] == pytest.approx(cfg.mattress_thickness)
     assert surface_height(cfg, np.array([[-3.0, 0.0]]))[0] == 0.0
     phys = Go1Physics(cfg, timestep=0.005)

@@ -18,10 +18,10 @@ import torch
 import yaml
 from go1o4.data.dataset import TransitionDataset
 from go1o4.data.reader import load_episode
-from go1o4.online_finetune.collector import RobotRunner
-from go1o4.online_finetune.config import OnlineConfig, RobotConfig
+from go1o4.online_finetune.config import OnlineConfig
 from go1o4.online_finetune.rollouts import episode_keys, make_segment
 from go1o4.online_finetune.trainer import CHECKPOINT, OnlineTrainer
+from go1o4.robot_runtime.rollout import RobotRunner, RolloutConfig
 from runtime_helpers import wrong_shape_policy
 
 from go1o4 import contract as C
@@ -126,7 +126,7 @@ def test_nan_update_is_rejected_and_previous_policy_kept(trainer):
 
 
 def test_hot_swap_refuses_unfit_policies(trainer, tmp_path):
-    runner = RobotRunner(RobotConfig(), None)
+    runner = RobotRunner(RolloutConfig(), None)
     good = runner.swap_policy(os.path.join(trainer.out, trainer.state["policy"]))
     with pytest.raises(ContractMismatch, match="input"):
         runner.swap_policy(wrong_shape_policy(str(tmp_path), n_in=280))

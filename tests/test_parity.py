@@ -6,9 +6,9 @@ Lock-step mode freezes the physics between a reply and the next command, so both
 """
 import numpy as np
 import pytest
+from go1o4.robot_runtime import wire
 from go1o4.robot_runtime.robot_state import RobotState
 from go1o4.robot_runtime.sdk_link import SdkLink
-from go1o4.robot_runtime.simulated_go1 import wire
 from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
 from go1o4.robot_runtime.simulated_go1.server import SimulatedGo1
 from go1o4.sim_pretrain.model.terrain import TerrainConfig

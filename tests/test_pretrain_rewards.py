@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 from go1o4.sim_pretrain.env.commands import sample_commands
-from go1o4.sim_pretrain.env.config import CommandConfig, RewardConfig
+from go1o4.sim_pretrain.env.config import CommandConfig, PretrainRewardConfig
 from go1o4.sim_pretrain.rewards import (
     REWARD_FUNCTIONS,
     RewardState,
@@ -30,7 +30,7 @@ def state(n=2, **kw):
 
 
 def term(name, s, **cfg_kw):
-    return REWARD_FUNCTIONS[name](s, RewardConfig(**cfg_kw))
+    return REWARD_FUNCTIONS[name](s, PretrainRewardConfig(**cfg_kw))
 
 
 def test_tracking_terms_by_hand():
@@ -103,7 +103,7 @@ def test_combine_modes_by_hand():
 
 
 def test_compute_rewards_scales_by_dt_and_skips_zero_scales():
-    cfg = RewardConfig(scales={"tracking_lin_vel": 1.0, "torques": 0.0}, mode="sum")
+    cfg = PretrainRewardConfig(scales={"tracking_lin_vel": 1.0, "torques": 0.0}, mode="sum")
     total, terms = compute_rewards(state(), cfg)
     assert set(terms) == {"tracking_lin_vel"}
     np.testing.assert_allclose(total, 0.02)  # exp(0) * 1.0 * dt

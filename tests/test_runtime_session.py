@@ -10,7 +10,8 @@ import yaml
 from go1o4.robot_runtime import safety as S
 from go1o4.robot_runtime.operator import RemoteInput, ScriptInput, load_script
 from go1o4.robot_runtime.policy import GaussianExploration, OnnxPolicy, gaussian_log_prob
-from go1o4.robot_runtime.session_cli import SimRobot, start_simulated_robot
+from go1o4.robot_runtime.session_cli import start_simulated_robot
+from go1o4.robot_runtime.simulated_go1.robot import SimRobot
 from go1o4.robot_runtime.t265.frames import PoseSample
 from runtime_helpers import (
     close_session,
@@ -237,4 +238,4 @@ def test_remote_schedule_drives_the_workflow_and_estop(tmp_path, policies):
 
 def test_sim_robot_handle_reports_bad_mode():
     with pytest.raises(ValueError, match="how must be"):
-        SimRobot(how="docker")
+        SimRobot.launch(how="docker")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime import wire
 from go1o4.robot_runtime.robot_state import RobotState
 from go1o4.robot_runtime.sdk_link import SdkLink
-from go1o4.robot_runtime.simulated_go1 import codec, wire
+from go1o4.robot_runtime.simulated_go1 import codec
 from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
 from go1o4.robot_runtime.simulated_go1.control import ControlClient
 from go1o4.robot_runtime.simulated_go1.remote import load_remote_schedule
@@ -352,8 +353,8 @@ def _drain(cam):
 
 
 def test_t265_rate_and_frame_convention():
-    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config, camera_to_body_velocity
-    cfg = T265Config(mount_pos=(0.3, 0.0, 0.05))
+    from go1o4.robot_runtime.simulated_go1.t265 import SimT265Config, SimulatedT265, camera_to_body_velocity
+    cfg = SimT265Config(mount_pos=(0.3, 0.0, 0.05))
     cam = SimulatedT265(cfg)
     _feed(cam, 1.0, yaw0=0.7, v_fwd=0.5, v_up=0.1)  # straight ahead along a 0.7 rad heading, rising
     s = _drain(cam)
@@ -377,15 +378,15 @@ def test_t265_rate_and_frame_convention():
 
 
 def test_t265_faults():
-    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
-    cam = SimulatedT265(T265Config(nan_prob=1.0))
+    from go1o4.robot_runtime.simulated_go1.t265 import SimT265Config, SimulatedT265
+    cam = SimulatedT265(SimT265Config(nan_prob=1.0))
     _feed(cam, 0.05)
     assert all(np.isnan(x.translation).all() and np.isnan(x.rotation).all() for x in _drain(cam))
-    cam = SimulatedT265(T265Config(zero_quat_prob=1.0, vel_noise=0.1, seed=3))
+    cam = SimulatedT265(SimT265Config(zero_quat_prob=1.0, vel_noise=0.1, seed=3))
     _feed(cam, 0.05)
     got = _drain(cam)
     assert all((x.rotation == 0).all() for x in got) and np.std([x.velocity for x in got]) > 0.03
-    cam = SimulatedT265(T265Config(relocalize_s=0.2))
+    cam = SimulatedT265(SimT265Config(relocalize_s=0.2))
     cam.stall(0.1, 0.1)  # no samples for 100 ms, then confidence 1 while it relocalizes
     _feed(cam, 0.5)
     conf = {int(round(x.utime * 1e-3)): x.tracker_confidence for x in _drain(cam)}

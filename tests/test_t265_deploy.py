@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from go1o4.robot_runtime.reward import ONLINE_REWARDS
 from go1o4.robot_runtime.safety import SafetyLimits
-from go1o4.robot_runtime.simulated_go1.wire import BUTTON_BITS
 from go1o4.robot_runtime.t265.source import T265Config
+from go1o4.robot_runtime.wire import BUTTON_BITS
 
 from go1o4.config import from_dict, load_yaml
 

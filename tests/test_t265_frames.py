@@ -184,8 +184,8 @@ def test_real_log_columns_convert(real_logs_dir):
 # ----------------------------------------------------------------------------- simulated T265
 def test_simulated_t265_recovers_trunk_velocity():
     """The simulated T265 (other stage) + this conversion give back the trunk's own velocity."""
-    from go1o4.robot_runtime.simulated_go1.t265 import SimulatedT265, T265Config
-    cfg = T265Config(mount_rpy=(0.0, 0.2, 0.0))
+    from go1o4.robot_runtime.simulated_go1.t265 import SimT265Config, SimulatedT265
+    cfg = SimT265Config(mount_rpy=(0.0, 0.2, 0.0))
     cam = SimulatedT265(cfg)
     yaw = 0.0
     v_trunk_body = np.array([0.7, -0.2, 0.0])

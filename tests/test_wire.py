@@ -5,8 +5,9 @@ import time
 
 import numpy as np
 import pytest
+from go1o4.robot_runtime import wire
 from go1o4.robot_runtime.robot_state import RobotState
-from go1o4.robot_runtime.simulated_go1 import codec, wire
+from go1o4.robot_runtime.simulated_go1 import codec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,21 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from go1o4 import contract as C
-from go1o4.online_finetune.config import CommandConfig, EvalConfig, IQLOnlineConfig, OnlineConfig
+from go1o4.offline_finetune.algorithms import ALGORITHMS
+from go1o4.online_finetune.config import EpisodeCommandConfig, EvalConfig, IQLOnlineConfig, OnlineConfig
+
+
+def pipeline_algorithms() -> List[str]:
+    """Offline algorithms the pipeline trains and continues online (offline_finetune.algorithms ``online``)."""
+    return [a.name for a in ALGORITHMS.values() if a.online]
+
+
+def pipeline_methods() -> List[str]:
+    """Every method the pipeline can compare: the pretrained policy, each algorithm offline and offline -> online,
+    and PPO online from the pretrained policy (no offline stage)."""
+    return (["pretrained"] + [a + s for a in pipeline_algorithms() for s in ("_offline", "_online")]
+            + ["ppo_online"])
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "online_finetune", "configs")
@@ -20,7 +34,7 @@ class CollectConfig:
     steps: int = 180_000  # paper: ~180k steps of mattress data
     episode_steps: int = C.EPISODE_STEPS
     std_scale: float = 0.5  # exploration std = std_scale * exp(policy log_std)
-    commands: CommandConfig = field(default_factory=CommandConfig)
+    commands: EpisodeCommandConfig = field(default_factory=EpisodeCommandConfig)
 
     def validate(self) -> None:
         if self.steps < 2 or self.episode_steps < 2 or self.std_scale < 0:
@@ -40,12 +54,11 @@ class PipelineConfig:
     iql_overrides: Dict[str, str] = field(default_factory=dict)
     online: OnlineConfig = field(default_factory=OnlineConfig)
     iql_online: IQLOnlineConfig = field(default_factory=IQLOnlineConfig)
-    methods: List[str] = field(default_factory=lambda: ["pretrained", "uni_o4_offline", "uni_o4_online",
-                                                        "iql_offline", "iql_online", "ppo_online"])
+    methods: List[str] = field(default_factory=pipeline_methods)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        known = ("pretrained", "uni_o4_offline", "uni_o4_online", "iql_offline", "iql_online", "ppo_online")
+        known = pipeline_methods()
         bad = [m for m in self.methods if m not in known]
         if bad:
             raise ValueError("unknown method(s) %s; known: %s" % (bad, ", ".join(known)))

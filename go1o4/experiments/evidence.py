@@ -26,9 +26,11 @@ from typing import Any, Dict, List
 import numpy as np
 
 from go1o4.experiments.config import CONFIGS
-from go1o4.online_finetune.config import EvalConfig, RobotConfig
+from go1o4.offline_finetune.algorithms import ALGORITHMS, algorithm_names
+from go1o4.online_finetune.config import EvalConfig
+from go1o4.robot_runtime.rollout import RolloutConfig
 
-METHODS = ("uni_o4", "iql", "one_step")
+METHODS = tuple(algorithm_names())  # offline_finetune.algorithms: uni_o4, iql, one_step
 MEDIUM_PIPELINE = os.path.join(CONFIGS, "medium.yaml")  # the pipeline budget the same data were collected for
 CRITIC_KEYS = ("seed", "val_fraction", "value.", "dynamics.", "ope.")  # what the value/dynamics stages depend on
 
@@ -47,7 +49,7 @@ class EvidenceConfig:
     behaviour_std_scale: float = 0.0  # 0: the collector's std_scale from done.json beside the dataset
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=2, episode_steps=1000))
     snapshot_eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=1, episode_steps=500))
-    robot: RobotConfig = field(default_factory=RobotConfig)
+    robot: RolloutConfig = field(default_factory=RolloutConfig)
 
     def validate(self) -> None:
         bad = sorted(set(self.methods) - set(METHODS))
@@ -169,7 +171,7 @@ class Exploring:
         self.runner, self.log_std, self.scale, self.seed, self.count = runner, log_std, scale, seed, 0
 
     def episode(self, command, max_steps, exploration=None, **kw):
-        from go1o4.online_finetune.collector import exploration as make
+        from go1o4.robot_runtime.rollout import exploration as make
 
         self.count += 1
         return self.runner.episode(command, max_steps, exploration=make(self.log_std, self.seed + self.count,
@@ -189,8 +191,8 @@ class Evaluator:
 
     def __call__(self, name: str, path: str, ecfg: EvalConfig, std_scale: float = 0.0) -> Dict[str, Any]:
         from go1o4.data.log_format import atomic_write_json
-        from go1o4.online_finetune.collector import RobotRunner, load_checked_policy
         from go1o4.online_finetune.evaluate import evaluate
+        from go1o4.robot_runtime.rollout import RobotRunner, load_checked_policy
 
         target = os.path.join(self.dir, name + ".json")
         policy = load_checked_policy(path)
@@ -254,8 +256,7 @@ def std_scale_of(cfg: EvidenceConfig) -> float:
 
 
 # ---------------------------------------------------------------------- the whole thing
-LABELS = {"uni_o4": "Uni-O4 offline (multi-step, OPE-gated)", "one_step": "one-step PPO offline (no pi_old update)",
-          "iql": "IQL offline"}
+LABELS = {name: a.label for name, a in ALGORITHMS.items()}
 
 
 def run_evidence(cfg: EvidenceConfig, out: str, command: str, progress: bool = True, say=print) -> Dict[str, Any]:

@@ -20,13 +20,14 @@ import numpy as np
 
 from go1o4.config import load_config, save_config
 from go1o4.data.log_format import atomic_write_json
-from go1o4.experiments.config import REPO, PipelineConfig, sub_overrides
-from go1o4.online_finetune.collector import RobotRunner, exploration, load_checked_policy, sample_command
+from go1o4.experiments.config import REPO, PipelineConfig, pipeline_algorithms, pipeline_methods, sub_overrides
+from go1o4.online_finetune.collector import sample_command
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import append_ledger, episode_keys, read_ledger
+from go1o4.robot_runtime.rollout import RobotRunner, exploration, load_checked_policy
 
 DONE = "done.json"
-OFFLINE_DIRS = {"uni_o4": "uni_o4_offline", "iql": "iql_offline"}
+OFFLINE_DIRS = {a: a + "_offline" for a in pipeline_algorithms()}
 
 
 def resolve(path: str) -> str:
@@ -45,11 +46,7 @@ def done_info(folder: str) -> Optional[Dict[str, Any]]:
 
 
 def policy_paths(seed_dir: str, pretrained: str) -> Dict[str, str]:
-    return {"pretrained": pretrained, "uni_o4_offline": os.path.join(seed_dir, "uni_o4_offline", "policy.onnx"),
-            "uni_o4_online": os.path.join(seed_dir, "uni_o4_online", "policy.onnx"),
-            "iql_offline": os.path.join(seed_dir, "iql_offline", "policy.onnx"),
-            "iql_online": os.path.join(seed_dir, "iql_online", "policy.onnx"),
-            "ppo_online": os.path.join(seed_dir, "ppo_online", "policy.onnx")}
+    return {m: pretrained if m == "pretrained" else os.path.join(seed_dir, m, "policy.onnx") for m in pipeline_methods()}
 
 
 def _eval_current(path: str, policy_path: str) -> bool:

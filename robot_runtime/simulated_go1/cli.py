@@ -4,8 +4,9 @@
 
 Prints one line ``sim-robot ready port=P control_port=C mode=M terrain=T`` when it serves, then runs
 until Ctrl-C, SIGTERM or a ``kill`` request on the control port. :func:`launch` starts it as a
-child process for the demo and the benchmark.
+child process that dies with its parent (``SimRobot.launch`` in :mod:`.robot` wraps it in a handle).
 """
+import ctypes
 import os
 import signal
 import subprocess
@@ -81,11 +82,20 @@ def run(args) -> int:
     return 0
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def launch(extra_args: List[str], timeout: float = 60.0) -> Tuple[subprocess.Popen, int, Optional[int]]:
-    """Start ``go1o4 sim-robot`` as a child process; return (process, port, control_port) once it serves."""
+    """Start ``go1o4 sim-robot`` as a child process that dies with this one (PR_SET_PDEATHSIG, so a killed
+    trainer leaves no simulator behind); return (process, port, control_port) once it serves."""
     cmd = [sys.executable, "-m", "go1o4.cli", "sim-robot"] + list(extra_args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_die_with_parent)
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import zlib
 from typing import Optional
 
 import numpy as np
-from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime import wire
 
 _U32 = struct.Struct("<I")
 _REV8 = bytes(int("{:08b}".format(i)[::-1], 2) for i in range(256))

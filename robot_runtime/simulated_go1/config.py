@@ -4,7 +4,7 @@ from typing import Optional
 
 from go1o4.robot_runtime.simulated_go1.faults import FaultConfig
 from go1o4.robot_runtime.simulated_go1.motor import BatteryConfig, ThermalConfig
-from go1o4.robot_runtime.simulated_go1.t265 import T265Config
+from go1o4.robot_runtime.simulated_go1.t265 import SimT265Config
 from go1o4.sim_pretrain.model.terrain import TerrainConfig
 
 from go1o4 import contract as C
@@ -30,7 +30,7 @@ class SimRobotConfig:
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
-    t265: T265Config = field(default_factory=T265Config)
+    t265: SimT265Config = field(default_factory=SimT265Config)
 
     def validate(self) -> None:
         if self.mode not in MODES:

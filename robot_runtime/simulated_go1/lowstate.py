@@ -9,7 +9,7 @@ import math
 import struct
 
 import numpy as np
-from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime import wire
 from go1o4.robot_runtime.simulated_go1.codec import crc32_fast
 
 from go1o4 import contract as C

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
-from go1o4.robot_runtime.simulated_go1 import wire
+from go1o4.robot_runtime import wire
 
 from go1o4.config import load_config
 

@@ -16,7 +16,8 @@ import time
 from typing import Dict, Optional
 
 import numpy as np
-from go1o4.robot_runtime.simulated_go1 import codec, wire
+from go1o4.robot_runtime import wire
+from go1o4.robot_runtime.simulated_go1 import codec
 from go1o4.robot_runtime.simulated_go1.config import SimRobotConfig
 from go1o4.robot_runtime.simulated_go1.control import ControlServer
 from go1o4.robot_runtime.simulated_go1.faults import FaultConfig, FaultInjector

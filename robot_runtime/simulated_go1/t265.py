@@ -70,7 +70,7 @@ def camera_to_body_velocity(rotation_xyzw, velocity, body_from_camera: np.ndarra
 
 # ----------------------------------------------------------------------------- config and sample
 @dataclass
-class T265Config:
+class SimT265Config:
     rate_hz: float = 200.0
     mount_pos: Tuple[float, float, float] = (0.28, 0.0, 0.03)  # camera origin in the trunk frame (m)
     mount_rpy: Tuple[float, float, float] = (0.0, 0.0, 0.0)  # rotation from the forward, level mount
@@ -141,8 +141,8 @@ class T265Sample:
 class SimulatedT265:
     """Feed it the trunk state every physics step (:meth:`update`); samples go to the subscribers."""
 
-    def __init__(self, cfg: Optional[T265Config] = None, queue_size: int = 1000):
-        self.cfg = cfg or T265Config()
+    def __init__(self, cfg: Optional[SimT265Config] = None, queue_size: int = 1000):
+        self.cfg = cfg or SimT265Config()
         self.cfg.validate()
         self.queue: "queue.Queue[T265Sample]" = queue.Queue(maxsize=queue_size)
         self._subscribers: List[Callable[[T265Sample], None]] = []

@@ -6,9 +6,11 @@ multiplied by the policy dt inside :mod:`sim_pretrain.rewards`.
 from dataclasses import dataclass, field
 from typing import Dict, List
 
+from go1o4.sim_pretrain.model.terrain import ENV_TERRAINS
+
 from go1o4 import contract as C
 
-TERRAIN_CHOICES = ("rigid", "mattress", "mixed")
+TERRAIN_CHOICES = ENV_TERRAINS  # sim_pretrain.model.terrain: the one terrain list
 
 
 def _default_reward_scales() -> Dict[str, float]:
@@ -57,7 +59,7 @@ class CommandConfig:
 
 
 @dataclass
-class RewardConfig:
+class PretrainRewardConfig:
     scales: Dict[str, float] = field(default_factory=_default_reward_scales)
     tracking_sigma: float = 0.25
     mode: str = "clip"  # clip (legged_gym only_positive) | exp (walk-these-ways ji22 style) | sum
@@ -134,7 +136,7 @@ class EnvConfig:
     solver_iterations: int = 0  # 0 = keep the model's; else override MuJoCo opt.iterations
     fall_roll_pitch: float = C.FALL_ROLL_PITCH
     commands: CommandConfig = field(default_factory=CommandConfig)
-    rewards: RewardConfig = field(default_factory=RewardConfig)
+    rewards: PretrainRewardConfig = field(default_factory=PretrainRewardConfig)
     domain_rand: DomainRandConfig = field(default_factory=DomainRandConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     init: InitConfig = field(default_factory=InitConfig)

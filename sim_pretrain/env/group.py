@@ -104,9 +104,9 @@ class Go1EnvGroup:
         s = self.robots.state()
         clean = C.build_observation(s["quat"], s["q"], s["dq"], self.commands, self.actions, self.gait_index)
         noisy = O.add_noise(clean, self.noise_scale, self.rng)
-        O.push_history(self.history, noisy)
+        C.push_history(self.history, noisy)
         if new_idx is not None and len(new_idx):
-            O.fill_history(self.history, new_idx, noisy[new_idx])
+            C.fill_history(self.history, new_idx, noisy[new_idx])
         contact = s["foot_forces"] > self.cfg.rewards.contact_force_threshold
         foot_h = s["foot_pos"][:, :, 2] - FOOT_RADIUS
         self.critic_obs = O.privileged_obs(clean, s["base_lin_vel"], s["base_ang_vel"], s["base_pos"][:, 2], contact,

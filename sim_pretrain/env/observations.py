@@ -1,7 +1,7 @@
 """Policy and critic observations (pure numpy).
 
 The policy sees the contract's 58-float observation (:func:`go1o4.contract.build_observation`),
-with uniform noise, stacked over 5 steps (290, oldest first) -- no base linear velocity, as on the
+with uniform noise, stacked over 5 steps (290, oldest first; ``contract.push_history`` / ``fill_history``) -- no base linear velocity, as on the
 real robot. The critic is asymmetric: the noise-free current observation plus privileged state
 (base velocity, height, contacts, randomised physics).
 """
@@ -32,18 +32,6 @@ def add_noise(obs: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> n
     if not np.any(scale):
         return obs
     return obs + scale * rng.uniform(-1.0, 1.0, size=obs.shape)
-
-
-def push_history(history: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """Shift the (N, H, 58) history one step (in place) and append ``obs`` as the newest entry."""
-    history[:, :-1] = history[:, 1:]
-    history[:, -1] = obs
-    return history
-
-
-def fill_history(history: np.ndarray, idx: np.ndarray, obs: np.ndarray) -> None:
-    """A new episode starts with its history filled by its first observation (contract.ObservationHistory)."""
-    history[idx] = obs[:, None, :]
 
 
 def privileged_obs(clean_obs, base_lin_vel, base_ang_vel, base_height, contact, foot_height,

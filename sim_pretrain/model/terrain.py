@@ -16,14 +16,19 @@ from typing import Tuple
 
 import numpy as np
 
-TERRAIN_KINDS = ("rigid", "mattress", "mixed")
+#: The one terrain list. Ground of one robot (the model, the simulated Go1): rigid floor, latex mattress
+#: everywhere, or a mattress patch on a rigid floor.
+TERRAIN_KINDS = ("rigid", "mattress", "patch")
+#: The vectorised pretraining env (sim_pretrain.env.config) also takes "mixed": a fraction of its robots on the
+#: mattress, the rest on rigid ground (every robot's own ground is one of TERRAIN_KINDS).
+ENV_TERRAINS = TERRAIN_KINDS + ("mixed",)
 
 
 @dataclasses.dataclass
 class TerrainConfig:
     """Ground the robot stands on. Units SI; stiffness/damping as felt by one Go1 foot."""
 
-    kind: str = "rigid"  # "rigid" | "mattress" | "mixed" (mattress patch on a rigid floor)
+    kind: str = "rigid"  # "rigid" | "mattress" | "patch" (mattress patch on a rigid floor)
     friction: float = 1.0  # rigid floor, legged_gym default
     floor_size: float = 20.0  # half extent of the floor plane (m); the plane is infinite for physics
     # latex mattress
@@ -33,8 +38,8 @@ class TerrainConfig:
     mattress_thickness: float = 0.15  # m, typical latex mattress core
     surface_impedance: float = 0.1  # MuJoCo impedance d at the surface (small d = spring-like contact)
     bottom_impedance: float = 0.95  # impedance reached at full thickness (foam densification)
-    mattress_size: Tuple[float, float] = (2.0, 1.4)  # "mixed": full length x width of the patch (m)
-    mattress_center: Tuple[float, float] = (1.5, 0.0)  # "mixed": patch centre on the floor (m)
+    mattress_size: Tuple[float, float] = (2.0, 1.4)  # "patch": full length x width of the patch (m)
+    mattress_center: Tuple[float, float] = (1.5, 0.0)  # "patch": patch centre on the floor (m)
 
     def validate(self) -> None:
         if self.kind not in TERRAIN_KINDS:
@@ -58,7 +63,7 @@ class TerrainConfig:
 
     @property
     def is_soft(self) -> bool:
-        return self.kind in ("mattress", "mixed")
+        return self.kind in ("mattress", "patch")
 
 
 def mattress_solref(cfg: TerrainConfig, foot_invweight: float) -> Tuple[float, float]:
@@ -82,7 +87,7 @@ def mattress_solimp(cfg: TerrainConfig) -> Tuple[float, float, float, float, flo
 def surface_height(cfg: TerrainConfig, xy) -> np.ndarray:
     """Height (m) of the undeformed walking surface at world points ``xy`` (..., 2)."""
     xy = np.asarray(xy, dtype=np.float64)
-    if cfg.kind != "mixed":
+    if cfg.kind != "patch":
         return np.zeros(xy.shape[:-1])
     c = np.asarray(cfg.mattress_center)
     half = 0.5 * np.asarray(cfg.mattress_size)
