@@ -3,7 +3,7 @@
 Masses, centres of mass and inertias: Unitree ``go1_description`` as carried into MuJoCo Menagerie
 ``unitree_go1`` (see README.md for every value and its source). Collision geometry is primitive
 (box trunk, cylinder hips, capsule thighs/calves, sphere feet). Legs are declared in **simulation
-order** FL, FR, RL, RR so ``qpos[7:19]``/``qvel[6:18]``/``ctrl`` follow ``contract.JOINT_NAMES_SIM``.
+order** FL, FR, RL, RR so ``qpos[7:19]``/``qvel[6:18]``/``ctrl`` follow ``SPEC.joint_names_sim``.
 
 Each actuator is a ``general`` actuator whose force is the Go1 motor law evaluated inside MuJoCo at
 every physics step: ``force = gain*ctrl + bias0 + bias1*q + bias2*qdot`` with gain = Kp,
@@ -53,7 +53,8 @@ JOINT_FRICTIONLOSS = 0.2  # N m, Menagerie value
 ROBOT_FRICTION = 0.8  # foot rubber; terrain geoms have priority and set the contact friction
 IMPRATIO = 100.0  # frictional-to-normal impedance ratio (Menagerie value): limits creep on soft contacts
 BASE_BODY = "trunk"
-FOOT_GEOMS = tuple("%s_foot" % leg for leg in contract.LEGS_SIM)
+SPEC = contract.GO1  # the robot this model is of: names, joint limits, torque limits, gains
+FOOT_GEOMS = tuple("%s_foot" % leg for leg in SPEC.legs_sim)
 TOUCH_SITE_RADIUS = 0.06  # catches the contact point for up to ~8 cm of sink
 MASSES = {"trunk": TRUNK_MASS, "hip": HIP_MASS, "thigh": THIGH_MASS, "calf": CALF_MASS}
 
@@ -65,8 +66,8 @@ def _v(x: Sequence[float]) -> str:
 def _leg_xml(leg: str) -> str:
     front = 1.0 if leg[0] == "F" else -1.0
     side = 1.0 if leg[1] == "L" else -1.0
-    i = contract.LEGS_SIM.index(leg)
-    lo, hi = contract.Q_MIN[3 * i: 3 * i + 3], contract.Q_MAX[3 * i: 3 * i + 3]
+    i = SPEC.legs_sim.index(leg)
+    lo, hi = SPEC.q_min[3 * i: 3 * i + 3], SPEC.q_max[3 * i: 3 * i + 3]
     hp, hq, hd = HIP_INERTIAL[leg]
     tp, tq, td = THIGH_INERTIAL[leg[1]]
     cp, cq, cd = CALF_INERTIAL
@@ -96,7 +97,7 @@ def _leg_xml(leg: str) -> str:
 
 def _actuators_xml(kp: float, kd: float) -> str:
     lines = []
-    for name, limit in zip(contract.JOINT_NAMES_SIM, contract.TORQUE_LIMIT):
+    for name, limit in zip(SPEC.joint_names_sim, SPEC.torque_limit):
         lines.append('    <general name="%s" joint="%s" gaintype="fixed" biastype="affine" gainprm="%g" '
                      'biasprm="0 %g %g" forcelimited="true" forcerange="%g %g"/>'
                      % (name, name, kp, -kp, -kd, -limit, limit))
@@ -112,7 +113,7 @@ def _sensors_xml() -> str:
         '    <framelinvel name="base_linvel" objtype="xbody" objname="trunk"/>',
         '    <velocimeter name="base_linvel_body" site="imu"/>',
     ]
-    lines += ['    <touch name="%s_touch" site="%s_foot"/>' % (leg, leg) for leg in contract.LEGS_SIM]
+    lines += ['    <touch name="%s_touch" site="%s_foot"/>' % (leg, leg) for leg in SPEC.legs_sim]
     return "\n".join(lines)
 
 
@@ -159,7 +160,7 @@ def _robot_mjcf(terrain_geoms: str, timestep: float, kp: float, kd: float, nosli
 """.format(dt=timestep, imp=IMPRATIO, ns=noslip_iterations, arm=ARMATURE, damp=JOINT_DAMPING, fl=JOINT_FRICTIONLOSS, fr=ROBOT_FRICTION,
            terrain=terrain_geoms, tp=_v(TRUNK_INERTIAL[0]), tq=_v(TRUNK_INERTIAL[1]), tm=TRUNK_MASS,
            td=_v(TRUNK_INERTIAL[2]), ths=_v(TRUNK_HALF_SIZE),
-           legs="".join(_leg_xml(leg) for leg in contract.LEGS_SIM),
+           legs="".join(_leg_xml(leg) for leg in SPEC.legs_sim),
            actuators=_actuators_xml(kp, kd), sensors=_sensors_xml())
 
 
@@ -168,18 +169,20 @@ def foot_invweight() -> float:
     """MuJoCo's translational inverse weight of a calf body (the ``diagApprox`` of a foot contact)."""
     import mujoco  # only needed to generate a soft terrain
 
-    model = mujoco.MjModel.from_xml_string(_robot_mjcf(terrain_xml(TerrainConfig(), 1.0), 0.002, contract.KP,
-                                                       contract.KD))
+    model = mujoco.MjModel.from_xml_string(_robot_mjcf(terrain_xml(TerrainConfig(), 1.0), 0.002, SPEC.kp,
+                                                       SPEC.kd))
     return float(model.body_invweight0[model.body("FL_calf_link").id, 0])
 
 
-def go1_mjcf(terrain: Optional[TerrainConfig] = None, timestep: float = contract.SIM_DT, kp: float = contract.KP,
-             kd: float = contract.KD, noslip_iterations: int = 0) -> str:
+def go1_mjcf(terrain: Optional[TerrainConfig] = None, timestep: float = SPEC.sim_dt, kp: float = SPEC.kp,
+             kd: float = SPEC.kd, noslip_iterations: int = 0, spec: contract.RobotSpec = SPEC) -> str:
     """MJCF string of the Go1 on ``terrain`` with the motor PD law (Kp, Kd) inside the actuators.
 
     ``noslip_iterations`` > 0 removes the slow creep of feet on soft (mattress) contacts at ~1.5x the
     cost per step; pretraining leaves it at 0 (creep ~2 mm/s under a standing robot's lateral load).
     """
+    if spec is not SPEC:
+        raise ValueError("this MJCF is the %s's; robot %r needs its own model (docs/extending.md)" % (SPEC.name, spec.name))
     terrain = TerrainConfig() if terrain is None else terrain
     if not (isinstance(timestep, (int, float)) and timestep > 0):
         raise ValueError("timestep must be > 0, got %r" % (timestep,))
