@@ -13,11 +13,13 @@ that yields non-finite losses or parameters is rejected: the previous networks a
 are restored and the running policy is kept.
 """
 import copy
+import dataclasses
 import json
 import math
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -43,6 +45,42 @@ FORMAT = "go1o4.online_checkpoint"
 
 class UpdateRejected(RuntimeError):
     pass
+
+
+@dataclass
+class TrainerState:
+    """Progress of an online run; the checkpoint keeps it as a plain dict under ``state`` (same keys)."""
+
+    update: int = 0  # accepted PPO updates: the running policy is policies/update_<update>.onnx
+    attempts: int = 0  # PPO updates tried (accepted + rejected)
+    rejected: int = 0  # updates with non-finite losses/parameters, rolled back
+    consumed: List[str] = field(default_factory=list)  # episode keys (relative to logs/) trained on, in order
+    skipped: List[str] = field(default_factory=list)  # unusable episode keys (never trained on)
+    consumed_steps: int = 0  # transitions trained on
+    consumed_logged: int = 0  # robot steps logged in the consumed episodes (the lr schedule's clock)
+    history: List[Dict[str, Any]] = field(default_factory=list)  # one row per update attempt
+    curve: List[Dict[str, Any]] = field(default_factory=list)  # learning-curve evaluations
+    curve_done: List[int] = field(default_factory=list)  # curve.at_steps already evaluated
+    wall_s: float = 0.0  # training wall time over all sessions
+    policy: str = ""  # the running policy, relative to the run folder
+    policy_sha256: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> "TrainerState":
+        """The state of a checkpoint; older ones without ``wall_s`` resume with 0. Anything else that does not
+        fit raises ValueError naming the keys."""
+        if not isinstance(doc, dict):
+            raise ValueError("checkpoint state is %s, not a mapping" % type(doc).__name__)
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in doc and n != "wall_s"]
+        unknown = sorted(set(doc) - set(names))
+        if missing or unknown:
+            raise ValueError("checkpoint state does not fit this version (missing %s, unknown %s)"
+                             % (missing or "none", unknown or "none"))
+        return cls(**{k: v for k, v in doc.items()})
 
 
 def fill_storage(batch: Dict[str, np.ndarray], critic, reward_std: float, gamma: float, lam: float) -> RolloutStorage:
@@ -123,10 +161,8 @@ class OnlineTrainer:
             models.scale_critic(critic, 1.0 / self.reward_std)
         self.ppo = self._ppo(actor, critic, self.total_updates)
         self.info = dict(info, reward_std=self.reward_std, dataset_transitions=int(len(rewards)))
-        self.state: Dict[str, Any] = {"update": 0, "attempts": 0, "rejected": 0, "consumed": [], "skipped": [],
-                                      "consumed_steps": 0, "consumed_logged": 0, "history": [], "curve": [],
-                                      "curve_done": [], "wall_s": 0.0, "policy": "", "policy_sha256": ""}
-        self.state["policy"] = self._export(0)
+        self.state = TrainerState()
+        self.state.policy = self._export(0)
         save_config(cfg, os.path.join(self.out, "config.yaml"))
         self.save()
         self.say("online: initialised from %s (reward std %.4g), checkpoint %s" % (info["source"], self.reward_std,
@@ -143,12 +179,16 @@ class OnlineTrainer:
         actor, critic = models.build_actor(ck["actor_arch"]), models.build_critic(ck["critic_arch"])
         self.ppo = self._ppo(actor, critic, int(ck["total_updates"]))
         self.ppo.load_state_dict(ck["ppo"])
-        self.reward_std, self.info, self.state = float(ck["reward_std"]), dict(ck["info"]), dict(ck["state"])
-        path = os.path.join(self.out, self.state["policy"])
-        if not os.path.exists(path) or file_sha256(path) != self.state["policy_sha256"]:
-            self.state["policy"] = self._export(self.state["update"])  # the checkpoint's networks are the truth
+        self.reward_std, self.info = float(ck["reward_std"]), dict(ck["info"])
+        try:
+            self.state = TrainerState.from_dict(ck.get("state"))
+        except ValueError as e:
+            raise models.InitError("%s: %s; start a new run (another --out)" % (self.checkpoint_path, e))
+        path = os.path.join(self.out, self.state.policy)
+        if not os.path.exists(path) or file_sha256(path) != self.state.policy_sha256:
+            self.state.policy = self._export(self.state.update)  # the checkpoint's networks are the truth
         self.say("online: resumed at update %d (%d steps consumed, %d updates rejected)"
-                 % (self.state["update"], self.state["consumed_logged"], self.state["rejected"]))
+                 % (self.state.update, self.state.consumed_logged, self.state.rejected))
 
     def _ppo(self, actor, critic, total_updates: int) -> PPO:
         pcfg = copy.deepcopy(self.cfg.ppo)
@@ -158,50 +198,50 @@ class OnlineTrainer:
 
     def _set_lr(self) -> None:
         if self.cfg.ppo.schedule == "linear":
-            self.ppo.lr_scale = max(0.0, 1.0 - self.state["consumed_logged"] / float(self.cfg.total_steps))
+            self.ppo.lr_scale = max(0.0, 1.0 - self.state.consumed_logged / float(self.cfg.total_steps))
             self.ppo._set_lr()
 
     def save(self) -> None:
-        self.state["wall_s"] = float(self.state.get("wall_s", 0.0)) + time.time() - self.wall_start
+        self.state.wall_s = float(self.state.wall_s) + time.time() - self.wall_start
         self.wall_start = time.time()
         ck = {"format": FORMAT, "version": 1, "ppo": self.ppo.state_dict(), "actor_arch": models.arch_of(self.actor),
               "critic_arch": models.arch_of(self.critic), "total_updates": self.total_updates,
-              "reward_std": self.reward_std, "info": self.info, "state": self.state}
+              "reward_std": self.reward_std, "info": self.info, "state": self.state.to_dict()}
         atomic_torch_save(ck, self.checkpoint_path)
         from go1o4.data.log_format import atomic_write_json
         atomic_write_json(os.path.join(self.out, "metrics.json"),
-                          {"history": self.state["history"], "curve": self.state["curve"], "info": self.info})
+                          {"history": self.state.history, "curve": self.state.curve, "info": self.info})
 
     def _export(self, update: int) -> str:
         rel = "policies/update_%05d.onnx" % update
         export_onnx(self.actor, os.path.join(self.out, rel),
-                    {"online": {"update": update, "steps": int(self.state["consumed_logged"])}})
-        self.state["policy_sha256"] = file_sha256(os.path.join(self.out, rel))
+                    {"online": {"update": update, "steps": int(self.state.consumed_logged)}})
+        self.state.policy_sha256 = file_sha256(os.path.join(self.out, rel))
         return rel
 
     # ------------------------------------------------------------------ data
     def _load_pending(self) -> None:
         """Every logged episode no update consumed yet (incl. a crashed one) goes into the next update."""
-        done = set(self.state["consumed"]) | set(self.state["skipped"])
+        done = set(self.state.consumed) | set(self.state.skipped)
         self.pending, skipped = unconsumed_segments(self.log_root, self.out, done, say=self.say)
-        self.state["skipped"] += skipped
+        self.state.skipped += skipped
         if self.pending:
             self.say("online: %d episodes (%d steps) collected before the restart go into the next update"
                      % (len(self.pending), sum(s.logged_steps for s in self.pending)))
 
     @property
     def collected(self) -> int:
-        return int(self.state["consumed_logged"]) + sum(s.logged_steps for s in self.pending)
+        return int(self.state.consumed_logged) + sum(s.logged_steps for s in self.pending)
 
     def collect_one(self) -> Optional[Segment]:
         """One training episode with the running policy; read back from its log like after a crash."""
-        index = len(self.state["consumed"]) + len(self.state["skipped"]) + len(self.pending)
+        index = len(self.state.consumed) + len(self.state.skipped) + len(self.pending)
         key, _, seg = collect_logged_episode(
             self.runner, self.cfg, index, self.actor.log_std.detach().numpy(), self.out,
-            meta={"online_update": self.state["update"], "policy": self.state["policy"]},
-            ledger={"update": self.state["update"]})
+            meta={"online_update": self.state.update, "policy": self.state.policy},
+            ledger={"update": self.state.update})
         if seg is None:
-            self.state["skipped"].append(key)
+            self.state.skipped.append(key)
         else:
             self.pending.append(seg)
         return seg
@@ -235,51 +275,51 @@ class OnlineTrainer:
     def update(self) -> Dict[str, Any]:
         """PPO on every pending segment, export + check + hot-swap, atomic checkpoint."""
         segs, self.pending = self.pending, []
-        snapshot, sha = copy.deepcopy(self.ppo.state_dict()), self.state["policy_sha256"]
+        snapshot, sha = copy.deepcopy(self.ppo.state_dict()), self.state.policy_sha256
         out = self.guarded_update(ppo_batch(segs))
         if out["accepted"]:
             try:
-                rel = self._export(self.state["update"] + 1)
+                rel = self._export(self.state.update + 1)
                 self.runner.swap_policy(os.path.join(self.out, rel))  # contract + shape check, then swap
-                self.state["update"] += 1
-                self.state["policy"] = rel
+                self.state.update += 1
+                self.state.policy = rel
             except (ContractMismatch, ValueError, RuntimeError) as e:
                 out.update(accepted=False, reason="exported policy refused: %s" % str(e).splitlines()[0])
                 self.ppo.load_state_dict(snapshot)
-                self.state["policy_sha256"] = sha
+                self.state.policy_sha256 = sha
         if not out["accepted"]:
             self.say("online: update rejected (%s); the previous policy keeps running" % out["reason"])
-        self.state["attempts"] += 1
-        self.state["rejected"] += int(not out["accepted"])
-        self.state["consumed"] = self.state["consumed"] + [s.key for s in segs]
-        self.state["consumed_steps"] += sum(len(s) for s in segs)
-        self.state["consumed_logged"] += sum(s.logged_steps for s in segs)
-        row = {"update": self.state["update"], "attempt": self.state["attempts"], "steps": self.state["consumed_logged"],
+        self.state.attempts += 1
+        self.state.rejected += int(not out["accepted"])
+        self.state.consumed = self.state.consumed + [s.key for s in segs]
+        self.state.consumed_steps += sum(len(s) for s in segs)
+        self.state.consumed_logged += sum(s.logged_steps for s in segs)
+        row = {"update": self.state.update, "attempt": self.state.attempts, "steps": self.state.consumed_logged,
                "episodes": len(segs), "batch_steps": sum(len(s) for s in segs)}
         row.update(episode_stats(segs))
         row.update(out)
-        self.state["history"] = self.state["history"] + [row]
+        self.state.history = self.state.history + [row]
         if self.cfg.faults.stall_before_checkpoint_s > 0:
             print("online: update %d done, stalling %.1f s before the checkpoint (fault injection)"
-                  % (self.state["attempts"], self.cfg.faults.stall_before_checkpoint_s), flush=True)
+                  % (self.state.attempts, self.cfg.faults.stall_before_checkpoint_s), flush=True)
             time.sleep(self.cfg.faults.stall_before_checkpoint_s)
         self.save()
-        self._tb(row, self.state["consumed_logged"])
+        self._tb(row, self.state.consumed_logged)
         return row
 
     # ------------------------------------------------------------------ evaluation / logging
     def curve_point(self, final: bool = False) -> Optional[Dict[str, Any]]:
         """Deterministic evaluation when a learning-curve point is due (or at the end)."""
-        c, steps = self.cfg.curve, int(self.state["consumed_logged"])
-        due = [p for p in c.at_steps if p <= steps and p not in self.state["curve_done"]]
-        last = self.state["curve"][-1]["steps"] if self.state["curve"] else None
+        c, steps = self.cfg.curve, int(self.state.consumed_logged)
+        due = [p for p in c.at_steps if p <= steps and p not in self.state.curve_done]
+        last = self.state.curve[-1]["steps"] if self.state.curve else None
         if c.episodes < 1 or not (due or (final and last != steps)):
             return None
         ev = evaluate(self.runner, self.runner.policy, self.cfg.eval.speeds, c.episodes, c.episode_steps,
                       min(self.cfg.eval.warmup_steps, c.episode_steps - 1))
-        row = {"steps": steps, "update": self.state["update"], "all": ev["all"], "speeds": ev["speeds"]}
-        self.state["curve"] = self.state["curve"] + [row]
-        self.state["curve_done"] = self.state["curve_done"] + due
+        row = {"steps": steps, "update": self.state.update, "all": ev["all"], "speeds": ev["speeds"]}
+        self.state.curve = self.state.curve + [row]
+        self.state.curve_done = self.state.curve_done + due
         self.save()
         self._tb({"eval/%s" % k: v for k, v in ev["all"].items()}, steps)
         self.say("online: eval at %d steps: return %.3f, tracking error %.3f m/s, falls %.2f"
@@ -299,7 +339,7 @@ class OnlineTrainer:
         cfg = self.cfg
         try:
             self.runner.start()
-            self.runner.swap_policy(os.path.join(self.out, self.state["policy"]))
+            self.runner.swap_policy(os.path.join(self.out, self.state.policy))
             self.curve_point()
             bar = tqdm(total=cfg.total_steps, initial=min(self.collected, cfg.total_steps), desc="online steps",
                        unit="step", disable=not self.progress, mininterval=2.0)
@@ -327,15 +367,15 @@ class OnlineTrainer:
 
     def finish(self) -> Dict[str, Any]:
         """policy.onnx/.yaml (latest accepted), policy_actor.pt, value_v.pt and summary.json in the out dir."""
-        src = os.path.join(self.out, self.state["policy"])
+        src = os.path.join(self.out, self.state.policy)
         for ext in (".onnx", ".yaml"):
             shutil.copyfile(os.path.splitext(src)[0] + ext, os.path.join(self.out, "policy" + ext))
         torch.save(self.actor.state_dict(), os.path.join(self.out, "policy_actor.pt"))
         torch.save(self.critic.state_dict(), os.path.join(self.out, "value_v.pt"))
-        summary = {"updates": self.state["update"], "attempts": self.state["attempts"],
-                   "rejected": self.state["rejected"], "steps": self.state["consumed_logged"],
-                   "episodes": len(self.state["consumed"]), "wall_s": self.state["wall_s"],
-                   "policy": os.path.join(self.out, "policy.onnx"), "curve": self.state["curve"], "info": self.info}
+        summary = {"updates": self.state.update, "attempts": self.state.attempts,
+                   "rejected": self.state.rejected, "steps": self.state.consumed_logged,
+                   "episodes": len(self.state.consumed), "wall_s": self.state.wall_s,
+                   "policy": os.path.join(self.out, "policy.onnx"), "curve": self.state.curve, "info": self.info}
         with open(os.path.join(self.out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         return summary

@@ -97,13 +97,13 @@ def trainer(tmp_path):
 
 
 def test_nan_update_is_rejected_and_previous_policy_kept(trainer):
-    before, sha = _params(trainer), trainer.state["policy_sha256"]
+    before, sha = _params(trainer), trainer.state.policy_sha256
     trainer.pending = on_policy_segments(trainer.actor, nan_reward=True)
     row = trainer.update()
     assert not row["accepted"] and "not finite" in row["reason"]
     assert _same(before, _params(trainer))
     assert trainer.ppo.state_dict()["actor_opt"]["state"] == {}  # optimiser state restored too (never stepped)
-    st = trainer.state
+    st = trainer.state.to_dict()
     assert (st["update"], st["attempts"], st["rejected"], st["policy"]) == (0, 1, 1, "policies/update_00000.onnx")
     assert st["policy_sha256"] == sha == file_sha256(os.path.join(trainer.out, st["policy"]))
     assert len(st["consumed"]) == 3  # the bad data is not retried forever
@@ -119,7 +119,7 @@ def test_nan_update_is_rejected_and_previous_policy_kept(trainer):
     row = trainer.update()
     assert row["accepted"] and row["ppo/behaviour_logp_gap"] < 1e-4
     assert not _same(before, _params(trainer))
-    assert trainer.state["update"] == 1 and trainer.state["policy"] == "policies/update_00001.onnx"
+    assert trainer.state.update == 1 and trainer.state.policy == "policies/update_00001.onnx"
     assert trainer.runner.policy.path.endswith("update_00001.onnx")  # hot-swapped after its checks
     ck = torch.load(os.path.join(trainer.out, CHECKPOINT), weights_only=True)
     assert ck["state"]["rejected"] == 2 and ck["state"]["update"] == 1
@@ -127,14 +127,14 @@ def test_nan_update_is_rejected_and_previous_policy_kept(trainer):
 
 def test_hot_swap_refuses_unfit_policies(trainer, tmp_path):
     runner = RobotRunner(RolloutConfig(), None)
-    good = runner.swap_policy(os.path.join(trainer.out, trainer.state["policy"]))
+    good = runner.swap_policy(os.path.join(trainer.out, trainer.state.policy))
     with pytest.raises(ContractMismatch, match="input"):
         runner.swap_policy(wrong_shape_policy(str(tmp_path), n_in=280))
     with pytest.raises(ContractMismatch, match="output"):
         runner.swap_policy(wrong_shape_policy(str(tmp_path), n_out=10))
     assert runner.policy is good
     bad = str(tmp_path / "bad_gains.onnx")  # right shapes, wrong contract (another robot's gains)
-    src = os.path.join(trainer.out, trainer.state["policy"])
+    src = os.path.join(trainer.out, trainer.state.policy)
     with open(src, "rb") as f, open(bad, "wb") as g:
         g.write(f.read())
     contract = load_contract(os.path.splitext(src)[0] + ".yaml")
@@ -314,3 +314,20 @@ def test_iql_online_sigkill_then_resume_loses_no_step_and_repeats_no_gradient_st
             owed, grad = owed - 1.0, grad + 1
     assert st["grad_steps"] == grad > 0
     assert os.path.exists(os.path.join(out, "policy.onnx"))
+
+
+def test_trainer_state_reads_old_checkpoints_or_fails_clearly():
+    from go1o4.online_finetune.trainer import TrainerState
+
+    st = TrainerState(update=3, consumed=["s/episode_00000.h5"], policy="policies/update_00003.onnx")
+    assert TrainerState.from_dict(st.to_dict()) == st
+    old = st.to_dict()
+    del old["wall_s"]  # written before the wall clock was recorded
+    assert TrainerState.from_dict(old).wall_s == 0.0
+    broken = st.to_dict()
+    del broken["consumed"]
+    broken["epoch"] = 1
+    with pytest.raises(ValueError, match=r"missing \['consumed'\], unknown \['epoch'\]"):
+        TrainerState.from_dict(broken)
+    with pytest.raises(ValueError, match="not a mapping"):
+        TrainerState.from_dict([1, 2])
