@@ -1,14 +1,12 @@
-"""The runtime session: operator workflow state machine and the 50 Hz policy step.
+"""The runtime session: the operator workflow state machine; the 50 Hz policy step (``session_policy``) and the
+episodes (``session_episodes``) are mixed in from their own files.
 
     DAMPING --calibrate--> CALIBRATING (ramp to the default pose, <= ramp_step rad per step)
         --run--> RUNNING (policy) --pause--> PAUSED (hold the default pose) --run--> RUNNING ...
     any state --damping--> DAMPING; a safety event -> DAMPING (e-stop: ESTOP)
 
-Policy step (RUNNING): RobotState -> contract.build_observation -> 5-step history -> policy ->
-safety.check_action -> contract.action_to_q_des -> published target (the link loop clamps it with
-safety.clamp_q_des at every send). T265 + reward (:class:`robot_runtime.reward.StepRewardComputer`)
-every step; a bad T265 reading cuts the episode (truncation, its reason). Episodes: at most
-``runtime.episode_steps`` steps; end ``terminal`` on a fall, else ``truncation`` with the reason.
+Policy step (RUNNING): :mod:`.session_policy`; episodes (ends, results, ``run_episode``, ``run``):
+:mod:`.session_episodes`.
 
 Python API (data collection, online PPO; the same loops, lock-step runs faster than real time)::
 
@@ -19,24 +17,22 @@ Python API (data collection, online PPO; the same loops, lock-step runs faster t
 Python 3.8 syntax.
 """
 import collections
-import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from go1o4.robot_runtime import safety as S
-from go1o4.robot_runtime.control import Driver, LinkLoop, LoopStats, Target, WallClock
+from go1o4.robot_runtime.control import Driver, LinkLoop, LoopStats, WallClock
 from go1o4.robot_runtime.episode_log import EpisodeLog
 from go1o4.robot_runtime.link import Link
 from go1o4.robot_runtime.operator import Command
 from go1o4.robot_runtime.reward import StepRewardComputer
 from go1o4.robot_runtime.session_config import SessionConfig
+from go1o4.robot_runtime.session_episodes import EpisodeHandling
+from go1o4.robot_runtime.session_policy import PolicyStep
 from go1o4.robot_runtime.steps import (
-    CommandSchedule,
     EpisodeBuffer,
     EpisodeRecorder,
     EpisodeRequest,
-    EpisodeResult,
-    step_record,
 )
 
 from go1o4 import contract as C
@@ -44,8 +40,10 @@ from go1o4 import contract as C
 ARMED_STATES = (S.CALIBRATING, S.RUNNING, S.PAUSED)
 
 
-class RuntimeSession:
-    """State machine + policy step. Thread model: :meth:`step` runs in one thread (the policy loop)."""
+class RuntimeSession(PolicyStep, EpisodeHandling):
+    """State machine (this file) + policy step (:mod:`.session_policy`) + episodes (:mod:`.session_episodes`).
+
+    Thread model: :meth:`step` runs in one thread (the policy loop)."""
 
     def __init__(self, config: SessionConfig, link: Optional[Link] = None, policy=None, clock=None, t265=None,
                  log: Optional[EpisodeLog] = None, inputs: Sequence[Any] = (), robot=None,
@@ -208,144 +206,6 @@ class RuntimeSession:
             self.calibrated = True
             self.message("calibrated: run with r / R2")
 
-    def _publish(self, q_des: np.ndarray, kp: float, kd: float, now: float) -> np.ndarray:
-        """Clamp (safety.clamp_q_des with the current state) and hand the target to the link loop."""
-        st = self.loop.latest
-        q_des, _ = S.clamp_q_des(q_des, st.q, st.dq, kp, kd)
-        self._seq += 1
-        self._last_q_des = q_des
-        self.loop.set_target(Target(q_des, kp, kd, now, self._seq, self.loop.latest_wall))
-        return q_des
-
-    def _reset_controller(self) -> None:
-        self.history = C.ObservationHistory()
-        self.last_action = np.zeros(C.NUM_ACTIONS)
-        self.gait_index = 0.0
-
-    def _run_step(self, now: float, st) -> None:
-        if st is None:
-            return
-        req = self.request
-        ep = self.episode
-        t_ep = 0.0 if ep is None else now - ep.start_time
-        cmd3 = req.command(t_ep, self.velocity) if req is not None else self.velocity
-        cmd15 = C.command_vector(cmd3[0], cmd3[1], cmd3[2], self.cfg.commands.gait)
-        obs = C.build_observation(st.quat_wxyz, st.q, st.dq, cmd15, self.last_action, self.gait_index)
-        pin = self.history.push(obs)
-        reading = self.last_reading
-        bad_t265 = reading is not None and not reading.ok and self.cfg.runtime.t265_required
-        self._t265_status(reading, bad_t265)
-        if self.episode is None and (req is not None or not (bad_t265 or self._enough_episodes())):
-            self._begin_episode(now, req)
-        ep = self.episode
-        if ep is not None:
-            end = None
-            if S.is_fall(st.rpy[0], st.rpy[1], self.cfg.safety):
-                end = ("terminal", "fall")
-            elif bad_t265:
-                end = ("truncation", reading.reason)
-            elif ep.steps >= ep.max_steps:
-                end = ("truncation", "time_limit")
-            if end is not None:
-                self._end_episode(end[0], end[1], pin)
-                if req is not None:  # the requested episode is over: hold the pose
-                    self._enter(S.PAUSED, "episode done (%s): holding the default pose" % end[1])
-                    return
-                if end[1] == "fall":
-                    return  # the watchdog puts the robot in damping
-                if not (bad_t265 or self._enough_episodes()):
-                    self._begin_episode(now, req)
-        policy = (req.policy if req is not None and req.policy is not None else self.policy)
-        self._last_input = (policy, pin)
-        t0 = time.perf_counter()
-        mean = policy.act(pin)
-        t_inf = time.perf_counter() - t0
-        self.inference.append(t_inf)
-        action, log_prob = mean, float("nan")
-        if req is not None and req.exploration is not None:
-            action, log_prob = req.exploration.sample(mean)
-        problem = S.check_action(action)
-        if problem is not None:
-            ev = S.SafetyEvent(now, S.BAD_ACTION, problem)
-            self.loop.trip(ev, notify=False)
-            self._on_event(ev)
-            self._tripped(ev)
-            return
-        q_des = self._publish(C.action_to_q_des(action), C.KP, C.KD, now)
-        self.recorder.flush(self.loop.first_sends)  # the previous step's target went out: latency known
-        reward = float("nan")
-        if reading is not None and reading.ok:
-            reward = self.reward.step_reading(cmd3, reading, action, st.dq, prev_action=self.last_action).reward
-        if self.episode is not None:
-            value = float(req.value_fn(pin)) if (req is not None and req.value_fn is not None) else float("nan")
-            timing = {"period_error": now - self._prev_now - C.POLICY_DT if self._prev_now is not None else 0.0,
-                      "inference": t_inf, "state_age": now - self.loop.last_state_time,
-                      "link_missed": float(self.loop.stats.missed), "clamped": float(self.loop.clamped)}
-            rec = step_record(now, st, obs, pin, action, q_des, cmd15, reading, reward, self.state, timing,
-                              log_prob if req is not None and req.exploration is not None else None,
-                              value if req is not None and req.value_fn is not None else None)
-            self.recorder.add(rec, self._seq, self.loop.latest_wall, self.loop.first_sends,
-                              obs, pin, action, log_prob, value, reward, cmd3, reading)
-        self._prev_now = now
-        self.last_action = np.clip(action, -C.CLIP_ACTIONS, C.CLIP_ACTIONS)
-        self.gait_index = float(C.advance_gait_index(self.gait_index, cmd15))
-
-    def prewarm(self) -> None:
-        """Run the last step's policy on its last input, result unused: its weights are in cache at the deadline."""
-        last = self._last_input
-        if last is not None:
-            last[0].act(last[1])
-            self.prewarms += 1
-
-    def _t265_status(self, reading, bad: bool) -> None:
-        problem = reading.reason if (reading is not None and bad) else ""
-        if problem != self.t265_problem:
-            if problem:
-                self.message("T265 %s: episode cut (truncation); the policy keeps running, a new episode starts "
-                             "when the T265 is back" % problem)
-                self._event({"cause": problem, "detail": "T265 reading not usable", "time": self.clock.now()})
-            else:
-                self.message("T265 ok again")
-        self.t265_problem = problem
-
-    # ------------------------------------------------------------------ episodes
-    @property
-    def episode(self) -> Optional[EpisodeBuffer]:
-        return self.recorder.episode
-
-    @property
-    def episodes_done(self) -> int:
-        return self.recorder.done
-
-    @property
-    def results(self) -> List[EpisodeResult]:
-        return self.recorder.results
-
-    def _enough_episodes(self) -> bool:
-        return self.max_episodes is not None and self.recorder.done >= self.max_episodes
-
-    def _begin_episode(self, now: float, req: Optional[EpisodeRequest]) -> None:
-        self.reward.reset()
-        meta = {"start_time": now, "velocity_command": self.velocity, "requested": req is not None,
-                "stochastic": bool(req is not None and req.exploration)}
-        meta.update(req.meta if req is not None else {})
-        self.recorder.begin(now, time.perf_counter(), req.max_steps if req is not None else self.cfg.runtime.episode_steps,
-                            req is not None, req.record if req is not None else self.logging_on, meta)
-
-    def _end_episode(self, end: str, reason: str, final_pin: Optional[np.ndarray]) -> None:
-        if self.recorder.episode is None:
-            return
-        requested = self.recorder.episode.requested
-        result = self.recorder.end(end, reason, final_pin, self.loop.first_sends, time.perf_counter())
-        tr = result.tracking
-        self.message("episode %d ended: %s (%s) after %d steps%s%s" % (
-            result.index, end, reason, result.steps, ", logged" if result.log_path else "",
-            "; T265 vx: commanded %.2f, measured %.2f m/s on average, mean |error| %.3f m/s"
-            % (tr["cmd_vx"], tr["vx"], tr["abs_vx_error"]) if tr else ""))
-        if requested and self.request is not None:
-            self.request.result = result
-            self.request = None
-
     # ------------------------------------------------------------------ safety
     def _event(self, doc: Dict[str, Any]) -> None:
         doc = dict(doc, state=S.STATE_NAMES[self.state],
@@ -380,45 +240,6 @@ class RuntimeSession:
             self.driver = Driver(self.loop, self.step, self.stats, rt.rt_priority, rt.switch_interval_s,
                                  rt.policy_phase_s, self.prewarm, rt.prewarm_s, rt.gc_young_every).start()
         return self
-
-    def run_episode(self, policy=None, command_schedule: CommandSchedule = None, max_steps: Optional[int] = None,
-                    exploration=None, value_fn: Optional[Callable[[np.ndarray], float]] = None, record: bool = True,
-                    reset_pose: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
-                    timeout: Optional[float] = None) -> EpisodeResult:
-        """Calibrate if needed, run one episode, hold the default pose; return what happened.
-
-        ``command_schedule``: (vx, vy, yaw rate) or f(seconds since the episode start); ``exploration``:
-        a :class:`robot_runtime.policy.GaussianExploration` (stochastic actions, log-prob recorded);
-        ``value_fn(policy_input) -> V`` is recorded as ``value``; ``reset_pose`` ("standing"/"lying")
-        resets a simulated robot first (needs ``robot``). ``timeout`` in wall seconds.
-        """
-        if reset_pose is not None:
-            if self.robot is None:
-                raise ValueError("reset_pose needs the simulated robot handle (robot=...)")
-            self.post(Command("damping", (), "api"))
-            self.start().driver.run_until(lambda: self.state == S.DAMPING and not self._posted, timeout=5.0)
-            self.robot.reset(reset_pose)
-            t_reset = self.clock.now()  # calibrate from a state measured after the reset
-            self.driver.run_until(lambda: (self.loop.last_state_time or -1.0) > t_reset + 2 * C.LINK_DT, timeout=5.0)
-        req = EpisodeRequest(command_schedule, int(max_steps or self.cfg.runtime.episode_steps), policy,
-                             exploration, value_fn, record, dict(meta or {}))
-        if req.policy is None and self.policy is None:
-            raise ValueError("no policy: pass one to RuntimeSession or run_episode")
-        self.request = req
-        if not self.start().driver.run_until(lambda: req.result is not None, timeout=timeout):
-            self.request = None
-            raise TimeoutError("episode did not finish within %.1f s (state %s)" % (timeout, S.STATE_NAMES[self.state]))
-        return req.result
-
-    def run(self, duration: Optional[float] = None, episodes: Optional[int] = None,
-            on_idle: Optional[Callable[[], None]] = None, idle_every: float = 0.2) -> None:
-        """The operator workflow until quit, ``duration`` s of session time or ``episodes`` finished."""
-        t0, self.max_episodes = self.clock.now(), episodes
-
-        def done() -> bool:
-            return (self.quit_requested or (duration is not None and self.clock.now() - t0 >= duration)
-                    or (episodes is not None and self.episodes_done >= episodes))
-        self.start().driver.run_until(done, on_idle=on_idle, idle_every=idle_every)
 
     def close(self) -> None:
         """Damping, close an open episode (operator_stop) and the log."""
