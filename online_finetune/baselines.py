@@ -38,6 +38,7 @@ from go1o4.online_finetune.runfiles import atomic_torch_save, lock_dir
 from tqdm import tqdm
 
 from go1o4.config import load_config
+from go1o4.rl.device import to_floats
 from go1o4.rl.export import export_onnx
 from go1o4.rl.networks import GaussianActor
 
@@ -192,13 +193,12 @@ class IQLOnline:
         stats: Dict[str, float] = {}
         while st["owed"] >= 1.0:
             batch = self.buffer.sample(self.cfg.batch_size)
-            stats = self.value.update(batch)
-            stats.update(self.awr.update(batch))
+            stats = dict(self.value.update(batch), **self.awr.update(batch))
             st["owed"] -= 1.0
             st["grad_steps"] += 1
         st["steps"] += seg.logged_steps
         st["consumed"] = st["consumed"] + [seg.key]
-        st["history"] = st["history"] + [dict(stats, steps=st["steps"], grad_steps=st["grad_steps"],
+        st["history"] = st["history"] + [dict(to_floats(stats), steps=st["steps"], grad_steps=st["grad_steps"],
                                               buffer=len(self.buffer), **episode_stats([seg]))]
 
     def checkpoint(self) -> None:
