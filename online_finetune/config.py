@@ -108,6 +108,7 @@ class OnlineConfig:
     episode_steps: int = C.EPISODE_STEPS
     critic_hidden: List[int] = field(default_factory=lambda: [256, 256, 256])  # init=pretrained only
     torch_threads: int = 1
+    device: str = "auto"  # auto | cpu | cuda[:N] for the PPO update (go1o4.rl.device); the robot runs ONNX
     reward_scale_gamma: float = 0.99
     ppo: PPOConfig = field(default_factory=online_ppo)
     robot: RobotConfig = field(default_factory=RobotConfig)
@@ -124,6 +125,8 @@ class OnlineConfig:
         if not 1 <= self.minibatch_size <= self.steps_per_update:
             raise ValueError("minibatch_size must be in [1, steps_per_update], got %r" % self.minibatch_size)
         self.ppo.validate()
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)
 
 
 @dataclass
@@ -168,8 +171,11 @@ class PipelineConfig:
     methods: List[str] = field(default_factory=lambda: ["pretrained", "uni_o4_offline", "uni_o4_online",
                                                         "iql_offline", "iql_online", "ppo_online"])
     eval: EvalConfig = field(default_factory=EvalConfig)
+    device: str = "auto"  # offline and online training (go1o4.rl.device); --device sets both
 
     def validate(self) -> None:
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)
         known = ("pretrained", "uni_o4_offline", "uni_o4_online", "iql_offline", "iql_online", "ppo_online")
         bad = [m for m in self.methods if m not in known]
         if bad:
