@@ -95,11 +95,10 @@ class WarpRobotBatch(RobotBatch):
 
     # ------------------------------------------------------------------ randomisation / reset
     def _where(self, i: int):
-        for k in self.kinds:
-            j = np.flatnonzero(k.idx == i)
-            if len(j):
-                return k, int(j[0])
-        raise IndexError(i)
+        """(kind, row within the kind) of robot ``i``."""
+        if not hasattr(self, "_slot"):
+            self._slot = {int(r): (k, j) for k in self.kinds for j, r in enumerate(k.idx)}
+        return self._slot[int(i)]
 
     def randomize(self, i: int, friction: float, added_mass: float, motor_strength: float,
                   latency_substeps: int) -> None:
