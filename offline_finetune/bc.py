@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from go1o4.offline_finetune.config import BCConfig
 
+from go1o4.rl.device import finite_check_due
 from go1o4.rl.networks import GaussianActor
 
 
@@ -32,12 +33,12 @@ def kl_to_mixture(mean: torch.Tensor, std: torch.Tensor, num_samples: int = 1,
     mixture); the other members enter detached.
     """
     k = mean.shape[0]
-    eps = torch.randn((num_samples,) + mean.shape, generator=generator, dtype=mean.dtype)
+    eps = torch.randn((num_samples,) + mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     a = mean + std * eps  # (S, K, B, A): samples of member i, reparameterised
     # log pi_j(a_i) for all pairs with detached j: (S, K_i, K_j, B)
     lp_detached = gaussian_log_prob(a.unsqueeze(2), mean.detach().unsqueeze(0), std.detach().unsqueeze(0))
     lp_own = gaussian_log_prob(a, mean, std)  # (S, K, B): log pi_i(a_i) with gradient
-    eye = torch.eye(k, dtype=torch.bool).view(1, k, k, 1)
+    eye = torch.eye(k, dtype=torch.bool, device=mean.device).view(1, k, k, 1)
     lp = torch.where(eye, lp_own.unsqueeze(2).expand_as(lp_detached), lp_detached)
     log_mix = torch.logsumexp(lp, dim=2) - math.log(k)
     return (lp_own - log_mix).mean(0)
@@ -71,7 +72,7 @@ def member_disagreement(actor: GaussianActor, obs: torch.Tensor) -> Dict[str, fl
     k = mean.shape[0]
     mi, mj, si, sj = mean.unsqueeze(1), mean.unsqueeze(0), std.unsqueeze(1), std.unsqueeze(0)
     kl = (torch.log(sj / si) + (si.pow(2) + (mi - mj).pow(2)) / (2 * sj.pow(2)) - 0.5).sum(-1).mean(-1)  # (K, K)
-    off = ~torch.eye(k, dtype=torch.bool)
+    off = ~torch.eye(k, dtype=torch.bool, device=mean.device)
     return {"action_std": float(mean.std(0).mean()), "pairwise_kl": float(kl[off].mean())}
 
 
@@ -82,11 +83,13 @@ class EnsembleBC:
         self.actor, self.cfg = actor, cfg
         self.opt = torch.optim.Adam([p for p in actor.parameters() if p.requires_grad], lr=cfg.lr)
         self.steps = 0
+        self.check_every = 1  # finite-loss check period (a host sync on a GPU)
 
-    def update(self, batch: Dict[str, torch.Tensor], generator: Optional[torch.Generator] = None) -> Dict[str, float]:
+    def update(self, batch: Dict[str, torch.Tensor], generator: Optional[torch.Generator] = None) -> Dict:
+        """One step; returns 0-dim tensors (convert with ``go1o4.rl.device.to_floats`` when logging)."""
         loss, info = bc_loss(self.actor, batch["observations"], batch["actions"], self.cfg.alpha,
                              self.cfg.kl_samples, generator)
-        if not torch.isfinite(loss):
+        if finite_check_due(self.steps, self.check_every) and not torch.isfinite(loss):
             raise FloatingPointError("BC loss is not finite at step %d" % self.steps)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,8 +97,8 @@ class EnsembleBC:
         with torch.no_grad():
             self.actor.log_std.clamp_(min=self.cfg.min_log_std)
         self.steps += 1
-        out = {"bc/loss": float(loss.detach())}
-        out.update({k: float(v.mean()) for k, v in info.items()})
+        out = {"bc/loss": loss.detach()}
+        out.update({k: v.mean() for k, v in info.items()})
         return out
 
     @torch.no_grad()
@@ -103,7 +106,7 @@ class EnsembleBC:
         """Held-out log-likelihood per member (nats per transition) and the members' disagreement."""
         ll = self.actor.log_prob(obs, actions)
         ll = ll.unsqueeze(0) if ll.dim() == 1 else ll
-        out = {"log_likelihood": ll.mean(-1).numpy()}
+        out = {"log_likelihood": ll.mean(-1).cpu().numpy()}
         out.update({k: np.asarray(v) for k, v in member_disagreement(self.actor, obs).items()})
         return out
 

@@ -30,6 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set improve.steps=2000 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (config key device; auto = CUDA if present)")
 
 
 def run(args) -> int:
@@ -38,18 +39,20 @@ def run(args) -> int:
     from go1o4.offline_finetune.pretrained import PretrainedError
 
     from go1o4.config import ConfigError, load_config
+    from go1o4.rl.device import DeviceError, resolve_device
 
     path = preset_path(args.preset) if args.preset in PRESETS else args.preset
     overrides = list(args.overrides)
-    for key in ("algo", "init", "pretrained", "seed"):
+    for key in ("algo", "init", "pretrained", "seed", "device"):
         if getattr(args, key) is not None:
             overrides.append("%s=%s" % (key, getattr(args, key)))
     try:
         cfg = load_config(OfflineConfig, path, overrides)
+        resolve_device(cfg.device)  # fail before reading the dataset
         dataset = load_dataset(args.dataset, progress=not args.no_progress)
         from go1o4.offline_finetune.train import OfflineRun
         summary = OfflineRun(cfg, dataset, args.out, progress=not args.no_progress).run()
-    except (ConfigError, DatasetError, PretrainedError) as e:
+    except (ConfigError, DatasetError, PretrainedError, DeviceError) as e:
         sys.stderr.write("go1o4 offline: %s\n" % e)
         return 2
     print("selected member %s, OPE best scores %s, accepted updates %s"

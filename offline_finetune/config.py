@@ -153,6 +153,7 @@ class OfflineConfig:
     seed: int = 0
     val_fraction: float = 0.1  # held-out episodes for BC log-likelihood
     torch_threads: int = 2
+    device: str = "auto"  # auto | cpu | cuda[:N] (go1o4.rl.device); auto = CUDA when torch sees one
     checkpoint_every: int = 10_000  # gradient steps between resumable checkpoints within a stage
     log_every: int = 200
     bc: BCConfig = field(default_factory=BCConfig)
@@ -171,3 +172,5 @@ class OfflineConfig:
             raise ValueError("init=pretrained needs 'pretrained' (path to a .pt state_dict or .onnx policy)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError("val_fraction must be in (0, 1)")
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)

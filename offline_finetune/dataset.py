@@ -7,7 +7,7 @@ Never imports mujoco.
 """
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -104,14 +104,15 @@ def load_dataset(spec: str, reward: str = "uni_o4_world", progress: bool = True,
 
 
 class TorchData:
-    """All transitions as float32 tensors; uniform minibatches with a seeded generator."""
+    """All transitions as float32 tensors on ``device``; uniform minibatches with a seeded generator
+    (on the same device: indices are drawn and gathered there, no host round-trip)."""
 
-    def __init__(self, tr: TransitionDataset, device: str = "cpu"):
-        self.n = len(tr)
-        self.t = {k: torch.as_tensor(getattr(tr, k), device=device) for k in FIELDS if k != "episode_ids"}
+    def __init__(self, tr: TransitionDataset, device: Union[str, torch.device] = "cpu"):
+        self.n, self.device = len(tr), torch.device(device)
+        self.t = {k: torch.as_tensor(getattr(tr, k), device=self.device) for k in FIELDS if k != "episode_ids"}
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Dict[str, torch.Tensor]:
-        idx = torch.randint(0, self.n, (batch_size,), generator=generator)
+        idx = torch.randint(0, self.n, (batch_size,), generator=generator, device=self.device)
         return {k: v[idx] for k, v in self.t.items()}
 
     def __getitem__(self, key: str) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from go1o4 import contract as C
+from go1o4.rl.device import make_generator
 from go1o4.rl.networks import EnsembleLinear, EnsembleMLP
 
 S = C.OBS_SLICES
@@ -35,21 +36,30 @@ def shift_history(obs: torch.Tensor, new_step: torch.Tensor) -> torch.Tensor:
     return torch.cat([obs[:, C.OBS_DIM:], new_step], dim=-1)
 
 
-def next_clock(clock: np.ndarray, prev_clock: np.ndarray, commands_scaled: np.ndarray) -> np.ndarray:
+def next_clock(clock, prev_clock, commands_scaled):
     """Next gait-clock inputs from the last two clock readings and the gait commands (contract functions).
 
     sin(2 pi phase) alone is ambiguous; with the previous reading and the known advance w = 2 pi f dt,
     cos(2 pi phase) = (s_t cos w - s_{t-1}) / sin w, which gives the gait index; it is then advanced with
     :func:`go1o4.contract.advance_gait_index`. A padded history (identical readings) falls back to cos >= 0.
+    numpy in -> numpy out; torch in -> torch float64 on the same device (the model step: no host round-trip).
     """
-    cmd = np.asarray(commands_scaled, dtype=np.float64) / C.COMMAND_SCALES
+    if not isinstance(clock, torch.Tensor):
+        return next_clock(*(torch.as_tensor(np.asarray(x, np.float64)) for x in (clock, prev_clock,
+                                                                                 commands_scaled))).numpy()
+    f64 = dict(dtype=torch.float64, device=clock.device)
+    cmd = commands_scaled.to(**f64) / torch.as_tensor(C.COMMAND_SCALES, **f64)
     w = 2.0 * np.pi * cmd[..., 4] * C.POLICY_DT
-    s1, s0 = np.asarray(clock, np.float64)[..., 1], np.asarray(prev_clock, np.float64)[..., 1]  # FR = g + offset
-    sin_w = np.sin(w)
-    ok = (np.abs(sin_w) > 1e-6) & (np.abs(s1 - s0) > 1e-7)
-    c1 = np.where(ok, (s1 * np.cos(w) - s0) / np.where(ok, sin_w, 1.0), np.sqrt(np.clip(1.0 - s1 ** 2, 0.0, 1.0)))
-    g = np.remainder(np.arctan2(s1, np.clip(c1, -1.0, 1.0)) / (2.0 * np.pi) - cmd[..., 6], 1.0)
-    return C.clock_inputs(C.advance_gait_index(g, cmd), cmd)
+    s1, s0 = clock.to(**f64)[..., 1], prev_clock.to(**f64)[..., 1]  # FR = g + offset
+    sin_w = torch.sin(w)
+    ok = (sin_w.abs() > 1e-6) & ((s1 - s0).abs() > 1e-7)
+    c1 = torch.where(ok, (s1 * torch.cos(w) - s0) / torch.where(ok, sin_w, torch.ones_like(sin_w)),
+                     torch.sqrt(torch.clamp(1.0 - s1 ** 2, 0.0, 1.0)))
+    g = torch.remainder(torch.atan2(s1, c1.clamp(-1.0, 1.0)) / (2.0 * np.pi) - cmd[..., 6], 1.0)
+    g = torch.remainder(g + C.POLICY_DT * cmd[..., 4], 1.0)  # contract.advance_gait_index
+    phase, offset, bound = cmd[..., 5], cmd[..., 6], cmd[..., 7]  # contract.foot_phases
+    phases = torch.remainder(torch.stack([g + phase + offset + bound, g + offset, g + bound, g + phase], -1), 1.0)
+    return torch.sin(2.0 * np.pi * phases)  # contract.clock_inputs
 
 
 def assemble_next_step(obs: torch.Tensor, action: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -60,14 +70,16 @@ def assemble_next_step(obs: torch.Tensor, action: torch.Tensor, delta: torch.Ten
     g = new[:, S["projected_gravity"]]
     new[:, S["projected_gravity"]] = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     new[:, S["last_action"]] = action.clamp(-C.CLIP_ACTIONS, C.CLIP_ACTIONS)
-    clock = next_clock(latest[:, S["clock"]].numpy(), prev[:, S["clock"]].numpy(), latest[:, S["commands"]].numpy())
-    new[:, S["clock"]] = torch.as_tensor(clock, dtype=obs.dtype)
+    new[:, S["clock"]] = next_clock(latest[:, S["clock"]], prev[:, S["clock"]], latest[:, S["commands"]]).to(obs.dtype)
     return new
 
 
 def fell(step58: torch.Tensor) -> torch.Tensor:
-    roll, pitch = C.gravity_to_roll_pitch(step58[:, S["projected_gravity"]].numpy())
-    return torch.as_tensor((np.abs(roll) > C.FALL_ROLL_PITCH) | (np.abs(pitch) > C.FALL_ROLL_PITCH))
+    """|roll| or |pitch| (``contract.gravity_to_roll_pitch``, float64) beyond ``contract.FALL_ROLL_PITCH``."""
+    g = step58[:, S["projected_gravity"]].to(torch.float64)
+    roll = torch.atan2(-g[..., 1], -g[..., 2])
+    pitch = torch.asin(g[..., 0].clamp(-1.0, 1.0))
+    return (roll.abs() > C.FALL_ROLL_PITCH) | (pitch.abs() > C.FALL_ROLL_PITCH)
 
 
 def model_targets(obs: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -111,13 +123,19 @@ class EnsembleDynamics(nn.Module):
         nll = ((mean - z).pow(2) * torch.exp(-logvar) + logvar).mean(dim=(-1, -2)).sum()
         bounds = self.cfg.logvar_loss_coef * (self.max_logvar.sum() - self.min_logvar.sum())
         decay = sum(wd * 0.5 * layer.weight.pow(2).sum() for wd, layer in zip(self.cfg.weight_decay, self.layers()))
-        return nll + bounds + decay, {"dynamics/nll": float(nll.detach()) / self.k}
+        return nll + bounds + decay, {"dynamics/nll": nll.detach() / self.k}
 
     @torch.no_grad()
     def holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member MSE of the mean on standardised targets: (K,)."""
         mean, _ = self(x)
         return (mean - (y - self.out_mean) / self.out_std).pow(2).mean(dim=(-1, -2))
+
+    @staticmethod
+    def _rows(counts: torch.Tensor, n: int) -> int:
+        """Rows of the padded per-member batch: the largest member's count on the CPU (cheap to read), all
+        ``n`` on a GPU (reading the count would stall the device every model step; padding costs little)."""
+        return int(counts.max()) if counts.device.type == "cpu" else n
 
     def forward_assigned(self, x: torch.Tensor, members: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each row of ``x`` (N, in) through its own member only: rows are grouped per member into a padded
@@ -126,11 +144,11 @@ class EnsembleDynamics(nn.Module):
         counts = torch.bincount(members, minlength=self.k)
         order = torch.argsort(members, stable=True)
         m_sorted = members[order]
-        pos = torch.arange(n) - (torch.cumsum(counts, 0) - counts)[m_sorted]
-        padded = x.new_zeros(self.k, int(counts.max()), x.shape[1])
+        pos = torch.arange(n, device=x.device) - (torch.cumsum(counts, 0) - counts)[m_sorted]
+        padded = x.new_zeros(self.k, self._rows(counts, n), x.shape[1])
         padded[m_sorted, pos] = x[order]
         mean_p, logvar_p = self(padded)
-        mean, logvar = torch.empty(n, mean_p.shape[-1]), torch.empty(n, mean_p.shape[-1])
+        mean, logvar = x.new_empty(n, mean_p.shape[-1]), x.new_empty(n, mean_p.shape[-1])
         mean[order], logvar[order] = mean_p[m_sorted, pos], logvar_p[m_sorted, pos]
         return mean, logvar
 
@@ -143,10 +161,10 @@ class EnsembleDynamics(nn.Module):
         """
         n = obs.shape[0]
         if members is None:
-            members = self.elites[torch.randint(0, len(self.elites), (n,), generator=generator)]
+            members = self.elites[torch.randint(0, len(self.elites), (n,), generator=generator, device=obs.device)]
         mean, logvar = self.forward_assigned(torch.cat([obs, action], dim=-1), members)
         if sample:
-            mean = mean + torch.randn(mean.shape, generator=generator) * torch.exp(0.5 * logvar)
+            mean = mean + torch.randn(mean.shape, generator=generator, device=mean.device) * torch.exp(0.5 * logvar)
         out = mean * self.out_std + self.out_mean
         new_step = assemble_next_step(obs, action, out[:, :-1])
         return shift_history(obs, new_step), out[:, -1], fell(new_step)
@@ -176,18 +194,19 @@ class DynamicsTrainer:
         x = torch.cat([data["observations"], data["actions"]], dim=-1)
         y = model_targets(data["observations"], data["next_observations"], data["rewards"])
         hold = torch.as_tensor(_episode_holdout(episode_ids, cfg.holdout_fraction, cfg.max_holdout,
-                                                np.random.default_rng(seed)))
+                                                np.random.default_rng(seed)), device=x.device)
         self.x, self.y = x[~hold], y[~hold]
         self.x_hold, self.y_hold = x[hold], y[hold]
         model.set_stats(self.x, self.y)
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        self.gen = torch.Generator().manual_seed(seed)
-        self.best = torch.full((model.k,), math.inf)
+        self.gen = make_generator(x.device, seed)
+        self.best = torch.full((model.k,), math.inf, device=x.device)
         self.best_state = {k: v.clone() for k, v in model.state_dict().items()}
         self.epochs, self.epochs_since_update, self.steps, self.done = 0, 0, 0, False
 
     def update(self) -> Dict[str, float]:
-        idx = torch.randint(0, self.x.shape[0], (self.model.k, self.cfg.batch_size), generator=self.gen)
+        idx = torch.randint(0, self.x.shape[0], (self.model.k, self.cfg.batch_size), generator=self.gen,
+                            device=self.x.device)
         loss, info = self.model.loss(self.x[idx], self.y[idx])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -244,6 +263,8 @@ class DynamicsTrainer:
     def load_state_dict(self, d: Dict) -> None:
         self.model.load_state_dict(d["model"])
         self.opt.load_state_dict(d["opt"])
-        self.best, self.best_state = d["best"], d["best_state"]
+        dev = self.best.device  # checkpoints are read on the CPU (map_location)
+        self.best = d["best"].to(dev)
+        self.best_state = {k: v.to(dev) for k, v in d["best_state"].items()}
         self.epochs, self.steps = int(d["epochs"]), int(d["steps"])
         self.epochs_since_update, self.done = int(d["epochs_since_update"]), bool(d["done"])

@@ -12,6 +12,7 @@ import torch
 from go1o4.offline_finetune.config import IQLPolicyConfig
 from go1o4.offline_finetune.value import IQLValue
 
+from go1o4.rl.device import finite_check_due
 from go1o4.rl.networks import GaussianActor
 
 
@@ -31,10 +32,12 @@ class AWR:
         self.actor, self.value, self.cfg, self.min_log_std = actor, value, cfg, min_log_std
         self.opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
         self.steps = 0
+        self.check_every = 1  # finite-loss check period (a host sync on a GPU)
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Dict[str, torch.Tensor]) -> Dict:
+        """One step; returns 0-dim tensors (``go1o4.rl.device.to_floats`` when logging)."""
         loss, w = awr_loss(self.actor, self.value, batch, self.cfg.beta, self.cfg.max_weight)
-        if not torch.isfinite(loss):
+        if finite_check_due(self.steps, self.check_every) and not torch.isfinite(loss):
             raise FloatingPointError("AWR loss not finite at step %d" % self.steps)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -42,7 +45,7 @@ class AWR:
         with torch.no_grad():
             self.actor.log_std.clamp_(min=self.min_log_std)
         self.steps += 1
-        return {"iql/actor_loss": float(loss.detach()), "iql/weight_mean": float(w.mean())}
+        return {"iql/actor_loss": loss.detach(), "iql/weight_mean": w.mean()}
 
     def state_dict(self) -> Dict:
         return {"actor": self.actor.state_dict(), "opt": self.opt.state_dict(), "steps": self.steps}

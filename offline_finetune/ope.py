@@ -13,35 +13,38 @@ import torch
 from go1o4.offline_finetune.dynamics import EnsembleDynamics
 from go1o4.offline_finetune.value import IQLValue
 
+from go1o4.rl.device import make_generator
 from go1o4.rl.networks import GaussianActor
+
+ALIVE_CHECK_EVERY = 5  # rollout steps between "has every rollout fallen?" checks
 
 
 def start_states(observations: torch.Tensor, num: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return observations[torch.randint(0, observations.shape[0], (num,), generator=g)]
+    g = make_generator(observations.device, seed)
+    return observations[torch.randint(0, observations.shape[0], (num,), generator=g, device=observations.device)]
 
 
 @torch.no_grad()
 def am_q(actor: GaussianActor, dynamics: EnsembleDynamics, value: IQLValue, starts: torch.Tensor, horizon: int,
          seed: int = 0, sample: bool = False, members: Optional[torch.Tensor] = None) -> np.ndarray:
     """AM-Q score per ensemble member: (K,) (K = 1 for a single policy)."""
-    k, b = actor.ensemble_size, starts.shape[0]
-    g = torch.Generator().manual_seed(seed)
+    k, b, dev = actor.ensemble_size, starts.shape[0], starts.device
+    g = make_generator(dev, seed)
     if members is None:
-        members = dynamics.elites[torch.randint(0, len(dynamics.elites), (b,), generator=g)]
+        members = dynamics.elites[torch.randint(0, len(dynamics.elites), (b,), generator=g, device=dev)]
     members = members.repeat(k)  # same model member for a start state, whichever policy
     obs = starts.unsqueeze(0).expand(k, b, -1).contiguous()
-    alive = torch.ones(k, b)
-    total, count = torch.zeros(k), torch.zeros(k)
-    for _ in range(horizon):
+    alive = torch.ones(k, b, device=dev)
+    total, count = torch.zeros(k, device=dev), torch.zeros(k, device=dev)
+    for t in range(horizon):
         act = actor(obs) if k > 1 else actor(obs[0]).unsqueeze(0)  # (K, B, A), deterministic mean
         flat_obs, flat_act = obs.reshape(k * b, -1), act.reshape(k * b, -1)
         q = value.min_q(flat_obs, flat_act).view(k, b)
-        total += (q * alive).sum(1)
+        total += torch.where(alive > 0, q, torch.zeros_like(q)).sum(1)  # fallen rollouts add nothing
         count += alive.sum(1)
         nxt, _, term = dynamics.step(flat_obs, flat_act, g, members, sample)
         alive = alive * (~term).view(k, b).float()
-        if not alive.any():
+        if (t + 1) % ALIVE_CHECK_EVERY == 0 and not alive.any():  # early exit costs a host sync: not every step
             break
         obs = nxt.view(k, b, -1)
-    return (total / count.clamp_min(1.0)).numpy()
+    return (total / count.clamp_min(1.0)).cpu().numpy()

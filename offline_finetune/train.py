@@ -4,6 +4,7 @@ Stages run in order and each can resume: a checkpoint (state_dicts and generator
 with ``weights_only=True``) is written every ``checkpoint_every`` steps and at the end of every stage.
 Scalars go to TensorBoard (``<out>/tb``) and ``<out>/metrics.json``; the report is made from the latter.
 """
+import copy
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from go1o4.offline_finetune.value import IQLValue
 from tqdm import tqdm
 
 from go1o4 import config as cfgmod
+from go1o4.rl.device import make_generator, on_cpu, resolve_device
 from go1o4.rl.networks import GaussianActor
 
 STAGES = ("bc", "value", "dynamics", "improve", "export")
@@ -47,17 +49,20 @@ class OfflineRun:
         os.makedirs(out_dir, exist_ok=True)
         torch.set_num_threads(max(1, cfg.torch_threads))
         torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)  # DeviceError (a ValueError) before any work
         self.train_tr, self.val_tr = split_transitions(dataset, cfg.val_fraction, cfg.seed)
-        self.train, self.val = TorchData(self.train_tr), TorchData(self.val_tr)
+        self.train, self.val = TorchData(self.train_tr, self.device), TorchData(self.val_tr, self.device)
         self.obs_mean, self.obs_std = self.train_tr.obs_stats()
-        self.value = IQLValue(cfg.value, self.obs_mean, self.obs_std)
-        self.dynamics = EnsembleDynamics(cfg.dynamics)
+        # modules are built on the CPU (same initial weights whatever the device), then moved
+        self.value = IQLValue(cfg.value, self.obs_mean, self.obs_std).to(self.device)
+        self.dynamics = EnsembleDynamics(cfg.dynamics).to(self.device)
         if cfg.init == "pretrained":
             self.pretrained, self.actor = ensemble_from_pretrained(cfg.pretrained, cfg.bc.ensemble_size)
         else:
             self.pretrained = None
             self.actor = GaussianActor(ensemble_size=cfg.bc.ensemble_size, init_std=cfg.bc.init_std)
             self.actor.normalizer.set_stats(self.obs_mean, self.obs_std)
+        self.actor.to(self.device)
         self.completed: List[str] = []
         self.stage_seconds: Dict[str, float] = {}
         self._stage: Optional[str] = None
@@ -82,7 +87,7 @@ class OfflineRun:
     def log(self, stage: str, step: int, scalars: Dict[str, Any], record: bool = True) -> None:
         row = {"step": int(step)}
         for k, v in scalars.items():
-            v = np.asarray(v, dtype=np.float64)
+            v = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
             if v.ndim == 0:
                 self.writer.add_scalar(k, float(v), step)
                 row[k] = float(v)
@@ -105,7 +110,7 @@ class OfflineRun:
         if stage_state is not None:
             stage_state["wall_s"] = self._elapsed(stage)
             self.states[stage] = stage_state
-        ckpt = {"completed": list(self.completed), "modules": self._trainer_states(), "stages": self.states}
+        ckpt = on_cpu({"completed": list(self.completed), "modules": self._trainer_states(), "stages": self.states})
         tmp = os.path.join(self.out, CHECKPOINT + ".tmp")
         torch.save(ckpt, tmp)
         os.replace(tmp, os.path.join(self.out, CHECKPOINT))
@@ -119,7 +124,7 @@ class OfflineRun:
             return
         old = _flatten(cfgmod.load_yaml(path))
         new = _flatten(cfgmod.to_dict(self.cfg))
-        free = ("torch_threads", "log_every", "checkpoint_every", "improve.snapshots")  # outputs only
+        free = ("torch_threads", "log_every", "checkpoint_every", "improve.snapshots", "device")  # not results
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in free)
         if diff:
             raise cfgmod.ConfigError("%s holds a run with a different config (%s); use another --out or the same "
@@ -150,10 +155,15 @@ class OfflineRun:
                 self.metrics[stage] = [r for r in self.metrics[stage] if r["step"] <= int(step)]
 
     def _generator(self, stage: str) -> torch.Generator:
-        g = torch.Generator().manual_seed(self.cfg.seed * 1000 + STAGES.index(stage))
+        g = make_generator(self.device, self.cfg.seed * 1000 + STAGES.index(stage))
         if "gen" in self.states.get(stage, {}):
-            g.set_state(self.states[stage]["gen"])
+            _restore_generator(g, self.states[stage]["gen"], stage)
         return g
+
+    def _trainer(self, trainer):
+        """Finite-loss checks every ``log_every`` steps on a GPU (each is a host sync), every step on the CPU."""
+        trainer.check_every = 1 if self.device.type == "cpu" else self.cfg.log_every
+        return trainer
 
     def _loop(self, stage: str, total: int, start: int, step_fn: Callable[[int], Dict[str, float]],
               snapshot: Callable[[], Dict[str, Any]], every: Optional[Dict[int, Callable[[int], None]]] = None):
@@ -199,7 +209,7 @@ class OfflineRun:
 
     def stage_bc(self) -> None:
         cfg, g = self.cfg, self._generator("bc")
-        bc = EnsembleBC(self.actor, cfg.bc)
+        bc = self._trainer(EnsembleBC(self.actor, cfg.bc))
         if "trainer" in self.states.get("bc", {}):
             bc.load_state_dict(self.states["bc"]["trainer"])
         val_obs, val_act = self.val["observations"], self.val["actions"]
@@ -227,7 +237,8 @@ class OfflineRun:
 
     def stage_value(self) -> None:
         cfg, g = self.cfg, self._generator("value")
-        val_batch = self.val.sample(min(4096, self.val.n), torch.Generator().manual_seed(cfg.seed))
+        val_batch = self.val.sample(min(4096, self.val.n), make_generator(self.device, cfg.seed))
+        self._trainer(self.value)
 
         def evaluate(n: int) -> None:
             self.log("value", n, self.value.evaluate(val_batch))
@@ -245,7 +256,7 @@ class OfflineRun:
         trainer = DynamicsTrainer(self.dynamics, self.train.t, self.train_tr.episode_ids, self.cfg.seed)
         if "trainer" in self.states.get("dynamics", {}):
             trainer.load_state_dict(self.states["dynamics"]["trainer"])
-            trainer.gen.set_state(self.states["dynamics"]["gen"])
+            _restore_generator(trainer.gen, self.states["dynamics"]["gen"], "dynamics")
         total = cfg.max_epochs * cfg.epoch_steps
         bar = tqdm(total=total, initial=trainer.steps, desc="dynamics", disable=not self.progress, mininterval=2.0)
         while not trainer.done:
@@ -284,7 +295,7 @@ class OfflineRun:
     def improve_ppo(self) -> None:
         cfg, g = self.cfg, self._generator("improve")
         alpha = cfg.improve.alpha if cfg.init == "pretrained" else 0.0  # Eq. 25 only in the A.4 recipe
-        ppo = MultiStepPPO(self.actor, self.value, cfg.improve, mode=cfg.algo, alpha=alpha)
+        ppo = self._trainer(MultiStepPPO(self.actor, self.value, cfg.improve, mode=cfg.algo, alpha=alpha))
         if "trainer" in self.states.get("improve", {}):
             ppo.load_state_dict(self.states["improve"]["trainer"])
 
@@ -312,7 +323,8 @@ class OfflineRun:
         cfg, g = self.cfg, self._generator("improve")
         actor = GaussianActor(ensemble_size=1, init_std=cfg.bc.init_std)
         actor.normalizer.set_stats(self.obs_mean, self.obs_std)
-        awr = AWR(actor, self.value, cfg.iql, cfg.improve.min_log_std)
+        actor.to(self.device)
+        awr = self._trainer(AWR(actor, self.value, cfg.iql, cfg.improve.min_log_std))
         st = self.states.get("improve", {})
         if "trainer" in st:
             awr.load_state_dict(st["trainer"])
@@ -340,7 +352,7 @@ class OfflineRun:
         if best["state"] is None:  # no finite score beat -inf: keep the trained actor rather than the random one
             best["state"] = actor.state_dict()
         actor.load_state_dict(best["state"])
-        self.actor = GaussianActor.stack([actor] * cfg.bc.ensemble_size)  # keeps the checkpoint layout
+        self.actor = GaussianActor.stack([actor] * cfg.bc.ensemble_size).to(self.device)  # checkpoint layout
         self.states["selection"] = {"member": 0, "best_score": torch.tensor([best["score"]]),
                                     "accepts": torch.tensor([0]), "rejects": torch.tensor([0])}
         self._finish("improve", snap())
@@ -350,13 +362,13 @@ class OfflineRun:
 
         sel = self.states["selection"]
         member = int(sel["member"])
-        policy = self.actor.member(member)
+        policy = copy.deepcopy(self.actor.member(member)).cpu()  # export and files from the CPU copy
         extra = {"offline": {"algo": self.cfg.algo, "init": self.cfg.init, "member": member,
                              "ope_score": float(sel["best_score"][member]), "dataset": self.train_tr.source}}
         diff = export_onnx(policy, os.path.join(self.out, "policy.onnx"), extra)
         torch.save(policy.state_dict(), os.path.join(self.out, "policy_actor.pt"))
-        torch.save(self.value.v.state_dict(), os.path.join(self.out, "value_v.pt"))
-        torch.save(self.value.q.state_dict(), os.path.join(self.out, "value_q.pt"))
+        torch.save(on_cpu(self.value.v.state_dict()), os.path.join(self.out, "value_v.pt"))
+        torch.save(on_cpu(self.value.q.state_dict()), os.path.join(self.out, "value_q.pt"))
         self.states["export"] = {"onnx_torch_max_abs_diff": diff}
         self._finish("export", self.states["export"])
 
@@ -382,3 +394,13 @@ class OfflineRun:
             "files": {"policy": "policy.onnx", "contract": "policy.yaml", "value_v": "value_v.pt",
                       "value_q": "value_q.pt", "report": "report.md"},
         }
+
+
+def _restore_generator(g: torch.Generator, state: torch.Tensor, stage: str) -> None:
+    """Generator states are device-specific: a checkpoint written on another device cannot continue the
+    same random stream, so say so rather than fail deep inside torch."""
+    try:
+        g.set_state(state)
+    except (RuntimeError, TypeError) as e:
+        raise cfgmod.ConfigError("checkpoint stage %r holds a random-generator state from another device (%s); "
+                                 "resume on the device it was written on, or use another --out" % (stage, e))

@@ -21,6 +21,7 @@ from go1o4.offline_finetune.config import ImproveConfig
 from go1o4.offline_finetune.value import IQLValue
 from torch import nn
 
+from go1o4.rl.device import finite_check_due
 from go1o4.rl.losses import clipped_surrogate
 from go1o4.rl.networks import GaussianActor
 
@@ -70,12 +71,13 @@ class MultiStepPPO:
         self.accepts = np.zeros(self.k, dtype=np.int64)
         self.rejects = np.zeros(self.k, dtype=np.int64)
         self.steps = 0
+        self.check_every = 1  # finite-loss check period (a host sync on a GPU)
 
     def loss(self, obs: torch.Tensor, clip: float, generator: Optional[torch.Generator] = None):
         with torch.no_grad():
             old = self.old.distribution(obs)
             mean_o, std_o = old.mean, old.stddev
-            actions = mean_o + std_o * torch.randn(mean_o.shape, generator=generator)
+            actions = mean_o + std_o * torch.randn(mean_o.shape, generator=generator, device=mean_o.device)
             if actions.dim() == 2:
                 actions = actions.unsqueeze(0)
             old_logp = old.log_prob(actions).sum(-1)  # (K, B); K = 1 broadcasts
@@ -90,7 +92,8 @@ class MultiStepPPO:
             info["improve/kl_to_mixture"] = kl.detach().mean()
         return loss, info
 
-    def update(self, batch: Dict[str, torch.Tensor], generator: Optional[torch.Generator] = None) -> Dict[str, float]:
+    def update(self, batch: Dict[str, torch.Tensor], generator: Optional[torch.Generator] = None) -> Dict:
+        """One step; returns numbers and 0-dim tensors (``go1o4.rl.device.to_floats`` when logging)."""
         cfg = self.cfg
         frac = linear_decay(self.steps, cfg.steps)
         lr = cfg.lr * (frac if cfg.lr_decay else 1.0)
@@ -98,7 +101,7 @@ class MultiStepPPO:
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss, info = self.loss(batch["observations"], max(clip, 1e-6), generator)
-        if not torch.isfinite(loss):
+        if finite_check_due(self.steps, self.check_every) and not torch.isfinite(loss):
             raise FloatingPointError("policy improvement loss not finite at step %d" % self.steps)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,8 +111,8 @@ class MultiStepPPO:
         with torch.no_grad():
             self.actor.log_std.clamp_(min=cfg.min_log_std)
         self.steps += 1
-        out = {"improve/loss": float(loss.detach()), "improve/lr": lr, "improve/clip": clip}
-        out.update({k: float(v) for k, v in info.items()})
+        out = {"improve/loss": loss.detach(), "improve/lr": lr, "improve/clip": clip}
+        out.update({k: v.detach() for k, v in info.items()})
         return out
 
     def evaluate(self, score_fn: Callable[[GaussianActor], np.ndarray]) -> Dict[str, np.ndarray]:

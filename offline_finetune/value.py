@@ -14,6 +14,7 @@ import torch
 from go1o4.offline_finetune.config import ValueConfig
 
 from go1o4 import contract as C
+from go1o4.rl.device import finite_check_due
 from go1o4.rl.losses import expectile_loss
 from go1o4.rl.networks import Critic, ObsNormalizer
 
@@ -45,6 +46,13 @@ class IQLValue:
         self.q_opt = torch.optim.Adam(self.q.net.parameters(), lr=cfg.lr)
         self.v_opt = torch.optim.Adam(self.v.net.parameters(), lr=cfg.lr)
         self.steps = 0
+        self.check_every = 1  # finite-loss check period (a host sync on a GPU)
+
+    def to(self, device) -> "IQLValue":
+        """Move Q, its target, V and the shared normaliser (in place: the optimisers keep their parameters)."""
+        for net in (self.q, self.q_target, self.v):
+            net.to(device)
+        return self
 
     def _heads(self, q: torch.Tensor) -> torch.Tensor:
         return q.unsqueeze(0) if self.cfg.q_heads == 1 else q  # (H, B)
@@ -68,9 +76,10 @@ class IQLValue:
         q_loss = (q - target.unsqueeze(0)).pow(2).mean(-1).sum()
         return q_loss, v_loss, {"value/q_mean": q.detach().mean(), "value/v_mean": v.detach().mean()}
 
-    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def update(self, batch: Dict[str, torch.Tensor]) -> Dict:
+        """One step; returns 0-dim tensors (``go1o4.rl.device.to_floats`` when logging)."""
         q_loss, v_loss, info = self.losses(batch)
-        if not (torch.isfinite(q_loss) and torch.isfinite(v_loss)):
+        if finite_check_due(self.steps, self.check_every) and not bool(torch.isfinite(q_loss + v_loss)):
             raise FloatingPointError("value losses not finite at step %d (Q %s, V %s)" % (self.steps, q_loss, v_loss))
         self.v_opt.zero_grad(set_to_none=True)
         v_loss.backward()
@@ -80,8 +89,8 @@ class IQLValue:
         self.q_opt.step()
         polyak_update(self.q_target, self.q, self.cfg.polyak)
         self.steps += 1
-        out = {"value/q_loss": float(q_loss.detach()), "value/v_loss": float(v_loss.detach())}
-        out.update({k: float(v) for k, v in info.items()})
+        out = {"value/q_loss": q_loss.detach(), "value/v_loss": v_loss.detach()}
+        out.update(info)
         return out
 
     @torch.no_grad()

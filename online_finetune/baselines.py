@@ -39,6 +39,7 @@ from go1o4.robot_runtime.rollout import RobotRunner
 from tqdm import tqdm
 
 from go1o4.config import load_config
+from go1o4.rl.device import on_cpu, resolve_device, to_floats
 from go1o4.rl.export import export_onnx
 from go1o4.rl.networks import GaussianActor
 
@@ -97,6 +98,9 @@ class IQLOnline:
         asd = torch.load(os.path.join(iql_dir, "policy_actor.pt"), map_location="cpu", weights_only=True)
         self.actor = GaussianActor()
         self.actor.load_state_dict(asd)
+        self.device = resolve_device(online.device)
+        self.value.to(self.device)
+        self.actor.to(self.device)
         self.awr = AWR(self.actor, self.value, off.iql, off.improve.min_log_std)
         self.awr.cfg.batch_size = cfg.batch_size
         self.buffer = ReplayBuffer({k: getattr(dataset, k) for k in REPLAY_FIELDS}, online.seed)
@@ -120,7 +124,7 @@ class IQLOnline:
     def save(self) -> None:
         self.state["wall_s"] = float(self.state["wall_s"]) + time.time() - self.wall_start
         self.wall_start = time.time()
-        ck = {"format": FORMAT, "version": 1, "value": self.value.state_dict(), "awr": self.awr.state_dict(),
+        ck = {"format": FORMAT, "version": 1, "value": on_cpu(self.value.state_dict()), "awr": on_cpu(self.awr.state_dict()),
               "buffer_rng": self.buffer.rng_state(), "state": self.state}
         atomic_torch_save(ck, self.checkpoint_path)
 
@@ -192,14 +196,13 @@ class IQLOnline:
         st["owed"] += self.cfg.updates_per_step * len(seg)
         stats: Dict[str, float] = {}
         while st["owed"] >= 1.0:
-            batch = self.buffer.sample(self.cfg.batch_size)
-            stats = self.value.update(batch)
-            stats.update(self.awr.update(batch))
+            batch = {k: v.to(self.device) for k, v in self.buffer.sample(self.cfg.batch_size).items()}
+            stats = dict(self.value.update(batch), **self.awr.update(batch))
             st["owed"] -= 1.0
             st["grad_steps"] += 1
         st["steps"] += seg.logged_steps
         st["consumed"] = st["consumed"] + [seg.key]
-        st["history"] = st["history"] + [dict(stats, steps=st["steps"], grad_steps=st["grad_steps"],
+        st["history"] = st["history"] + [dict(to_floats(stats), steps=st["steps"], grad_steps=st["grad_steps"],
                                               buffer=len(self.buffer), **episode_stats([seg]))]
 
     def checkpoint(self) -> None:
@@ -242,7 +245,7 @@ class IQLOnline:
     def finish(self, wall: float) -> Dict[str, Any]:
         st = self.state
         export_onnx(self.actor, os.path.join(self.out, "policy.onnx"), {"online": {"algo": "iql", "steps": st["steps"]}})
-        torch.save(self.actor.state_dict(), os.path.join(self.out, "policy_actor.pt"))
+        torch.save(on_cpu(self.actor.state_dict()), os.path.join(self.out, "policy_actor.pt"))
         summary = {"steps": st["steps"], "grad_steps": st["grad_steps"], "wall_s": wall, "curve": st["curve"],
                    "policy": os.path.join(self.out, "policy.onnx"), "history": st["history"]}
         with open(os.path.join(self.out, "summary.json"), "w") as f:

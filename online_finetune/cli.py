@@ -26,6 +26,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set robot.terrain=rigid (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", help="auto | cpu | cuda[:N] for the PPO update (config key device)")
 
 
 def run(args) -> int:
@@ -34,15 +35,17 @@ def run(args) -> int:
     from go1o4.online_finetune.runfiles import RunDirBusy
 
     from go1o4.config import ConfigError, load_config
+    from go1o4.rl.device import DeviceError, resolve_device
 
     saved = os.path.join(args.out, "config.yaml")
     path = args.config or (saved if os.path.exists(saved) else CONFIG)
     over = list(args.overrides)
-    for key, name in (("init", "init"), ("steps", "total_steps"), ("seed", "seed")):
+    for key, name in (("init", "init"), ("steps", "total_steps"), ("seed", "seed"), ("device", "device")):
         if getattr(args, key) is not None:
             over.append("%s=%s" % (name, getattr(args, key)))
     try:
         cfg = load_config(OnlineConfig, path, over)
+        resolve_device(cfg.device)
         resume = os.path.exists(os.path.join(args.out, "checkpoint.pt"))
         dataset = None
         if not resume:
@@ -58,7 +61,7 @@ def run(args) -> int:
         from go1o4.online_finetune.trainer import OnlineTrainer
         trainer = OnlineTrainer(cfg, args.out, offline_dir=args.offline, pretrained=args.pretrained, dataset=dataset,
                                 progress=not args.no_progress)
-    except (ConfigError, InitError, RunDirBusy) as e:
+    except (ConfigError, InitError, RunDirBusy, DeviceError) as e:
         sys.stderr.write("go1o4 online: %s\n" % e)
         return 2
     try:

@@ -83,6 +83,7 @@ class OnlineConfig:
     episode_steps: int = C.EPISODE_STEPS
     critic_hidden: List[int] = field(default_factory=lambda: [256, 256, 256])  # init=pretrained only
     torch_threads: int = 1
+    device: str = "auto"  # auto | cpu | cuda[:N] for the PPO update (go1o4.rl.device); the robot runs ONNX
     reward_scale_gamma: float = 0.99
     ppo: PPOConfig = field(default_factory=online_ppo)
     robot: RolloutConfig = field(default_factory=RolloutConfig)
@@ -99,6 +100,8 @@ class OnlineConfig:
         if not 1 <= self.minibatch_size <= self.steps_per_update:
             raise ValueError("minibatch_size must be in [1, steps_per_update], got %r" % self.minibatch_size)
         self.ppo.validate()
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)
 
 
 @dataclass

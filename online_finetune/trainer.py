@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from go1o4.config import save_config
 from go1o4.policy_contract import ContractMismatch, file_sha256
+from go1o4.rl.device import on_cpu, resolve_device
 from go1o4.rl.export import export_onnx
 from go1o4.rl.ppo import PPO
 from go1o4.rl.storage import RolloutStorage
@@ -85,9 +86,9 @@ class TrainerState:
 
 def fill_storage(batch: Dict[str, np.ndarray], critic, reward_std: float, gamma: float, lam: float) -> RolloutStorage:
     """A (T, 1) RolloutStorage from a ppo_batch: V(s), V(s_final) at cuts, rewards / reward_std, GAE returns."""
-    n = len(batch["rewards"])
-    st = RolloutStorage(n, 1, batch["obs"].shape[1], batch["actions"].shape[1])
-    t = {k: torch.as_tensor(v) for k, v in batch.items()}
+    n, dev = len(batch["rewards"]), next(critic.parameters()).device
+    st = RolloutStorage(n, 1, batch["obs"].shape[1], batch["actions"].shape[1], device=dev)
+    t = {k: torch.as_tensor(v, device=dev) for k, v in batch.items()}
     with torch.no_grad():
         st.values[:, 0] = critic(t["obs"])
         st.truncation_values[:, 0] = critic(t["final_obs"]) * t["timeouts"]
@@ -95,7 +96,7 @@ def fill_storage(batch: Dict[str, np.ndarray], critic, reward_std: float, gamma:
     st.rewards[:, 0] = t["rewards"] / reward_std
     st.terminals[:, 0], st.timeouts[:, 0] = t["terminals"], t["timeouts"]
     st.step = n
-    st.compute_returns(torch.zeros(1), gamma, lam)
+    st.compute_returns(torch.zeros(1, device=dev), gamma, lam)
     return st
 
 
@@ -113,6 +114,7 @@ class OnlineTrainer:
             os.makedirs(d, exist_ok=True)
         torch.set_num_threads(max(1, cfg.torch_threads))
         torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
         self.total_updates = max(1, math.ceil(cfg.total_steps / cfg.steps_per_update))
         self._lock = lock_dir(out_dir)
         self.pending: List[Segment] = []
@@ -194,7 +196,7 @@ class OnlineTrainer:
         pcfg = copy.deepcopy(self.cfg.ppo)
         if pcfg.schedule == "linear":  # decayed here by online steps consumed (updates take whole episodes)
             pcfg.schedule = "fixed"
-        return PPO(actor, critic, pcfg, total_updates=total_updates)
+        return PPO(actor.to(self.device), critic.to(self.device), pcfg, total_updates=total_updates)
 
     def _set_lr(self) -> None:
         if self.cfg.ppo.schedule == "linear":
@@ -204,7 +206,7 @@ class OnlineTrainer:
     def save(self) -> None:
         self.state.wall_s = float(self.state.wall_s) + time.time() - self.wall_start
         self.wall_start = time.time()
-        ck = {"format": FORMAT, "version": 1, "ppo": self.ppo.state_dict(), "actor_arch": models.arch_of(self.actor),
+        ck = {"format": FORMAT, "version": 1, "ppo": on_cpu(self.ppo.state_dict()), "actor_arch": models.arch_of(self.actor),
               "critic_arch": models.arch_of(self.critic), "total_updates": self.total_updates,
               "reward_std": self.reward_std, "info": self.info, "state": self.state.to_dict()}
         atomic_torch_save(ck, self.checkpoint_path)
@@ -237,7 +239,7 @@ class OnlineTrainer:
         """One training episode with the running policy; read back from its log like after a crash."""
         index = len(self.state.consumed) + len(self.state.skipped) + len(self.pending)
         key, _, seg = collect_logged_episode(
-            self.runner, self.cfg, index, self.actor.log_std.detach().numpy(), self.out,
+            self.runner, self.cfg, index, self.actor.log_std.detach().cpu().numpy(), self.out,
             meta={"online_update": self.state.update, "policy": self.state.policy},
             ledger={"update": self.state.update})
         if seg is None:
@@ -370,8 +372,8 @@ class OnlineTrainer:
         src = os.path.join(self.out, self.state.policy)
         for ext in (".onnx", ".yaml"):
             shutil.copyfile(os.path.splitext(src)[0] + ext, os.path.join(self.out, "policy" + ext))
-        torch.save(self.actor.state_dict(), os.path.join(self.out, "policy_actor.pt"))
-        torch.save(self.critic.state_dict(), os.path.join(self.out, "value_v.pt"))
+        torch.save(on_cpu(self.actor.state_dict()), os.path.join(self.out, "policy_actor.pt"))
+        torch.save(on_cpu(self.critic.state_dict()), os.path.join(self.out, "value_v.pt"))
         summary = {"updates": self.state.update, "attempts": self.state.attempts,
                    "rejected": self.state.rejected, "steps": self.state.consumed_logged,
                    "episodes": len(self.state.consumed), "wall_s": self.state.wall_s,

@@ -17,6 +17,7 @@ import torch
 from go1o4.sim_pretrain.env import EnvConfig, Go1VecEnv
 
 from go1o4.config import to_dict
+from go1o4.rl.device import check_device_spec, on_cpu, resolve_device
 from go1o4.rl.networks import ACTOR_HIDDEN, Critic, GaussianActor
 from go1o4.rl.normalizer import RunningMeanStd
 from go1o4.rl.ppo import PPO, PPOConfig
@@ -40,10 +41,12 @@ class RunnerConfig:
     bc_noise: float = 0.3  # action noise while collecting (visits states off the prior's path)
     bc_epochs: int = 20
     critic_warmup_iterations: int = 0  # PPO iterations that train the critic only
+    device: str = "auto"  # auto | cpu | cuda[:N] for the networks, storage and PPO (go1o4.rl.device)
 
     def validate(self) -> None:
         if self.num_steps_per_env < 1 or self.max_iterations < 1 or self.save_interval < 1:
             raise ValueError("num_steps_per_env, max_iterations and save_interval must be >= 1")
+        self.device = check_device_spec(self.device)
 
 
 @dataclass
@@ -84,11 +87,15 @@ class OnPolicyRunner:
         self.cfg, self.out_dir = cfg, out_dir
         torch.manual_seed(cfg.runner.seed)
         torch.set_num_threads(cfg.runner.torch_threads)
+        self.device = resolve_device(cfg.runner.device)  # before the env starts: a bad device fails fast
         self.env = env if env is not None else Go1VecEnv(cfg.env)
         self.actor, self.critic = make_actor_critic(cfg, self.env.critic_obs_dim)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
         self.ppo = PPO(self.actor, self.critic, cfg.ppo, total_updates=cfg.runner.max_iterations)
         self.storage = RolloutStorage(cfg.runner.num_steps_per_env, self.env.num_envs, self.env.single_observation_dim,
-                                      self.env.single_action_dim, critic_obs_dim=self.env.critic_obs_dim)
+                                      self.env.single_action_dim, critic_obs_dim=self.env.critic_obs_dim,
+                                      device=self.device)
         self.obs_rms = RunningMeanStd((self.env.single_observation_dim,))
         self.critic_rms = RunningMeanStd((self.env.critic_obs_dim,))
         self.iteration, self.samples, self.wall = 0, 0, 0.0
@@ -97,7 +104,7 @@ class OnPolicyRunner:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str) -> None:
-        torch.save({"ppo": self.ppo.state_dict(), "obs_rms": self.obs_rms.state_dict(),
+        torch.save({"ppo": on_cpu(self.ppo.state_dict()), "obs_rms": self.obs_rms.state_dict(),
                     "critic_rms": self.critic_rms.state_dict(), "iteration": self.iteration,
                     "samples": self.samples, "wall": self.wall, "config": to_dict(self.cfg)}, path)
 
@@ -111,8 +118,8 @@ class OnPolicyRunner:
     def _update_normalizers(self) -> None:
         if not self.cfg.runner.normalize_obs:
             return
-        self.obs_rms.update(self.storage.obs.reshape(-1, self.storage.obs.shape[-1]).numpy())
-        self.critic_rms.update(self.storage.critic_obs.reshape(-1, self.storage.critic_obs.shape[-1]).numpy())
+        self.obs_rms.update(self.storage.obs.reshape(-1, self.storage.obs.shape[-1]).cpu().numpy())
+        self.critic_rms.update(self.storage.critic_obs.reshape(-1, self.storage.critic_obs.shape[-1]).cpu().numpy())
         self.actor.normalizer.set_stats(self.obs_rms.mean, self.obs_rms.std)
         self.critic.normalizer.set_stats(self.critic_rms.mean, self.critic_rms.std)
 
@@ -137,12 +144,13 @@ class OnPolicyRunner:
             obs, _, _, _, info = env.step(target + rng.normal(size=target.shape) * rc.bc_noise)
         x, y = torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ys))
         self.obs_rms.update(x.numpy())
+        x, y = x.to(self.device), y.to(self.device)
         self.actor.normalizer.set_stats(self.obs_rms.mean, self.obs_rms.std)
         opt = torch.optim.Adam(self.actor.mu.parameters(), lr=1e-3)
         n, bs = x.shape[0], 512
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=self.device)
         for _ in tqdm(range(rc.bc_epochs), desc="behaviour cloning", disable=not progress, mininterval=5.0):
-            for idx in torch.randperm(n).split(bs):
+            for idx in torch.randperm(n, device=self.device).split(bs):
                 loss = (self.actor(x[idx]) - y[idx]).pow(2).mean()
                 opt.zero_grad()
                 loss.backward()
@@ -153,15 +161,16 @@ class OnPolicyRunner:
     @torch.no_grad()
     def rollout(self, obs: np.ndarray, critic_obs: np.ndarray):
         T = self.cfg.runner.num_steps_per_env
+        dev = self.device  # the env is numpy (host) memory: one copy in and one out per step
         for _ in range(T):
-            obs_t = torch.as_tensor(obs, dtype=torch.float32)
-            cobs_t = torch.as_tensor(critic_obs, dtype=torch.float32)
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=dev)
+            cobs_t = torch.as_tensor(critic_obs, dtype=torch.float32, device=dev)
             actions, log_probs, values = self.ppo.act(obs_t, cobs_t)
-            obs, rewards, terminated, truncated, info = self.env.step(actions.numpy())
-            trunc_values = torch.zeros(self.env.num_envs)
+            obs, rewards, terminated, truncated, info = self.env.step(actions.cpu().numpy())
+            trunc_values = torch.zeros(self.env.num_envs, device=dev)
             if truncated.any():
-                final = torch.as_tensor(info["final_critic_obs"][truncated], dtype=torch.float32)
-                trunc_values[torch.as_tensor(truncated)] = self.critic(final)
+                final = torch.as_tensor(info["final_critic_obs"][truncated], dtype=torch.float32, device=dev)
+                trunc_values[torch.as_tensor(truncated, device=dev)] = self.critic(final)
             self.storage.add(obs_t, actions, log_probs, values, rewards, terminated, truncated, trunc_values,
                              critic_obs=cobs_t)
             critic_obs = info["critic_obs"]
@@ -170,7 +179,7 @@ class OnPolicyRunner:
                 for k, v in info["episode"].items():
                     self.ep_window.setdefault(k, deque(maxlen=200)).extend(self._per_episode(k, v[mask],
                                                                                               info["episode"]["l"][mask]))
-        last_values = self.critic(torch.as_tensor(critic_obs, dtype=torch.float32))
+        last_values = self.critic(torch.as_tensor(critic_obs, dtype=torch.float32, device=dev))
         self.storage.compute_returns(last_values, self.cfg.ppo.gamma, self.cfg.ppo.lam)
         return obs, critic_obs
 

@@ -56,8 +56,11 @@ class PipelineConfig:
     iql_online: IQLOnlineConfig = field(default_factory=IQLOnlineConfig)
     methods: List[str] = field(default_factory=pipeline_methods)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    device: str = "auto"  # offline and online training (go1o4.rl.device); --device sets both
 
     def validate(self) -> None:
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)
         known = pipeline_methods()
         bad = [m for m in self.methods if m not in known]
         if bad:

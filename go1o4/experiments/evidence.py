@@ -50,8 +50,11 @@ class EvidenceConfig:
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=2, episode_steps=1000))
     snapshot_eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=1, episode_steps=500))
     robot: RolloutConfig = field(default_factory=RolloutConfig)
+    device: str = "auto"  # offline training device (go1o4.rl.device)
 
     def validate(self) -> None:
+        from go1o4.rl.device import check_device_spec
+        self.device = check_device_spec(self.device)
         bad = sorted(set(self.methods) - set(METHODS))
         if bad or not self.methods or not self.seeds:
             raise ValueError("methods must be a non-empty subset of %s (got %s) and seeds non-empty" % (METHODS, bad))
@@ -71,7 +74,8 @@ def offline_config(cfg: EvidenceConfig, method: str, seed: int, pretrained: str,
     from go1o4.config import load_config
     from go1o4.offline_finetune.config import OfflineConfig
 
-    over = ["algo=%s" % method, "seed=%d" % seed, "init=%s" % cfg.init, "pretrained=%s" % pretrained]
+    over = ["algo=%s" % method, "seed=%d" % seed, "init=%s" % cfg.init, "pretrained=%s" % pretrained,
+            "device=%s" % cfg.device]
     extra = dict(cfg.offline_overrides, **(cfg.iql_overrides if method == "iql" else {}))
     over += ["%s=%s" % kv for kv in extra.items()] + (["improve.snapshots=true"] if method == "uni_o4" else [])
     return load_config(OfflineConfig, preset, over)
@@ -314,15 +318,18 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set seeds=[0,1] --set max_seeds={one_step: 1} (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] for offline training (config key device)")
 
 
 def run(args) -> int:
     from go1o4.config import ConfigError, load_config
     from go1o4.offline_finetune.dataset import DatasetError
     from go1o4.offline_finetune.pretrained import PretrainedError
+    from go1o4.rl.device import resolve_device
 
     try:
-        cfg = load_config(EvidenceConfig, args.config, args.overrides)
+        cfg = load_config(EvidenceConfig, args.config, args.overrides + (["device=" + args.device] if args.device else []))
+        resolve_device(cfg.device)
         res = run_evidence(cfg, args.out, "go1o4 " + " ".join(sys.argv[1:]), not args.no_progress)
     except (ConfigError, DatasetError, PretrainedError, ValueError, FileNotFoundError) as e:
         sys.stderr.write("go1o4 offline-evidence: %s\n" % e)

@@ -156,7 +156,7 @@ class Pipeline:
         d = os.path.join(self.out, "seed_%d" % seed, OFFLINE_DIRS[algo])
         if done_info(d):
             return d
-        over = ["algo=%s" % algo, "seed=%d" % seed]
+        over = ["algo=%s" % algo, "seed=%d" % seed, "device=%s" % self.cfg.device]
         if algo == "uni_o4":  # A.4: every ensemble member starts from the pretrained policy
             over += ["init=pretrained", "pretrained=%s" % self.pretrained] + sub_overrides("", self.cfg.offline_overrides)
         else:  # IQL learns its policy from the data; the BC ensemble is not used by it

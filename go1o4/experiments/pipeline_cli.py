@@ -21,12 +21,14 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set online.total_steps=5000 (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", help="auto | cpu | cuda[:N] for offline and online training")
 
 
 def run(args) -> int:
     from go1o4.config import ConfigError, load_config
     from go1o4.experiments.config import PipelineConfig
     from go1o4.experiments.pipeline import Pipeline
+    from go1o4.rl.device import resolve_device
 
     path = args.config or os.path.join(CONFIGS, "quick.yaml" if args.quick else "full.yaml")
     out = args.out or os.path.join("runs", "pipeline_quick" if args.quick else "pipeline_full")
@@ -35,8 +37,12 @@ def run(args) -> int:
         over.append("pretrained=%s" % args.pretrained)
     if args.seeds:
         over.append("seeds=[%s]" % ",".join(str(s) for s in args.seeds))
+    if args.device:
+        over += ["device=%s" % args.device, "online.device=%s" % args.device]
     try:
         cfg = load_config(PipelineConfig, path, over)
+        resolve_device(cfg.device)
+        resolve_device(cfg.online.device)
         results = Pipeline(cfg, out, progress=not args.no_progress).run()
     except (ConfigError, FileNotFoundError, ValueError) as e:
         sys.stderr.write("go1o4 pipeline: %s\n" % e)

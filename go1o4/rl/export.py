@@ -1,4 +1,5 @@
 """Export a policy as ONNX + YAML contract, and check ONNX Runtime agrees with torch."""
+import copy
 import os
 from typing import Any, Dict, Optional
 
@@ -29,7 +30,7 @@ def export_onnx(actor: GaussianActor, path: str, extra: Optional[Dict[str, Any]]
 
     if actor.ensemble_size != 1:
         raise ValueError("export one ensemble member: actor.member(i)")
-    actor = actor.eval()
+    actor = copy.deepcopy(actor).cpu().eval()  # a CUDA-trained policy exports (and is checked) on the CPU
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     dummy = torch.zeros(1, C.POLICY_INPUT_DIM)
     torch.onnx.export(_Deterministic(actor), (dummy,), path, input_names=["obs"], output_names=["action"],

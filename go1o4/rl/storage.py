@@ -1,5 +1,6 @@
 """Rollout storage for on-policy PPO: (T, N) buffers filled by a runner, read as shuffled minibatches."""
-from typing import Dict, Iterator, Optional
+import functools
+from typing import Dict, Iterator, Optional, Union
 
 import torch
 
@@ -7,22 +8,24 @@ from go1o4.rl.losses import gae
 
 
 class RolloutStorage:
-    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int, critic_obs_dim: Optional[int] = None):
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int, critic_obs_dim: Optional[int] = None,
+                 device: Union[str, torch.device] = "cpu"):
         T, N = num_steps, num_envs
-        self.num_steps, self.num_envs = T, N
-        self.obs = torch.zeros(T, N, obs_dim)
+        self.num_steps, self.num_envs, self.device = T, N, torch.device(device)
+        z = functools.partial(torch.zeros, device=self.device)
+        self.obs = z(T, N, obs_dim)
         #: asymmetric critic input (privileged observation); None = the critic sees ``obs``
-        self.critic_obs = torch.zeros(T, N, critic_obs_dim) if critic_obs_dim else None
-        self.actions = torch.zeros(T, N, act_dim)
-        self.log_probs = torch.zeros(T, N)
-        self.values = torch.zeros(T, N)
-        self.rewards = torch.zeros(T, N)
-        self.terminals = torch.zeros(T, N)
-        self.timeouts = torch.zeros(T, N)
+        self.critic_obs = z(T, N, critic_obs_dim) if critic_obs_dim else None
+        self.actions = z(T, N, act_dim)
+        self.log_probs = z(T, N)
+        self.values = z(T, N)
+        self.rewards = z(T, N)
+        self.terminals = z(T, N)
+        self.timeouts = z(T, N)
         #: V(s_final) for transitions cut by a time limit (bootstrap target), 0 elsewhere
-        self.truncation_values = torch.zeros(T, N)
-        self.advantages = torch.zeros(T, N)
-        self.returns = torch.zeros(T, N)
+        self.truncation_values = z(T, N)
+        self.advantages = z(T, N)
+        self.returns = z(T, N)
         self.step = 0
 
     def add(self, obs, actions, log_probs, values, rewards, terminals, timeouts, truncation_values=None,
@@ -33,11 +36,11 @@ class RolloutStorage:
         if self.critic_obs is not None:
             if critic_obs is None:
                 raise ValueError("this storage holds critic observations: pass critic_obs")
-            self.critic_obs[t] = torch.as_tensor(critic_obs, dtype=torch.float32)
+            self.critic_obs[t] = torch.as_tensor(critic_obs, dtype=torch.float32, device=self.device)
         self.obs[t], self.actions[t], self.log_probs[t], self.values[t] = obs, actions, log_probs, values
-        self.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32)
-        self.terminals[t] = torch.as_tensor(terminals, dtype=torch.float32)
-        self.timeouts[t] = torch.as_tensor(timeouts, dtype=torch.float32)
+        self.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32, device=self.device)
+        self.terminals[t] = torch.as_tensor(terminals, dtype=torch.float32, device=self.device)
+        self.timeouts[t] = torch.as_tensor(timeouts, dtype=torch.float32, device=self.device)
         if truncation_values is not None:
             self.truncation_values[t] = truncation_values
         self.step += 1
@@ -53,7 +56,7 @@ class RolloutStorage:
 
     def minibatches(self, num_minibatches: int, generator: torch.Generator = None) -> Iterator[Dict[str, torch.Tensor]]:
         n = self.num_steps * self.num_envs
-        idx = torch.randperm(n, generator=generator)
+        idx = torch.randperm(n, generator=generator, device=self.device)
         size = n // num_minibatches
         flat = {
             "obs": self.obs.reshape(n, -1), "actions": self.actions.reshape(n, -1),

@@ -21,11 +21,13 @@ def episode_stat_names(cfg: EnvConfig):
 
 
 class Go1EnvGroup:
-    def __init__(self, cfg: EnvConfig, terrains: Sequence[str], seed: int):
+    def __init__(self, cfg: EnvConfig, terrains: Sequence[str], seed: int, robots: Optional[RobotBatch] = None):
+        """``robots``: another physics backend with RobotBatch's interface (e.g. the MuJoCo Warp one)."""
         self.cfg, self.n = cfg, len(terrains)
         self.dt = cfg.policy_dt
         self.rng = np.random.default_rng(seed)
-        self.robots = RobotBatch(terrains, cfg.sim_dt, cfg.decimation, cfg.solver_iterations)
+        self.robots = robots if robots is not None else RobotBatch(terrains, cfg.sim_dt, cfg.decimation,
+                                                                   cfg.solver_iterations)
         n = self.n
         self.commands = np.zeros((n, 15))
         self.gait_index = np.zeros(n)

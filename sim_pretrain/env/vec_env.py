@@ -95,18 +95,19 @@ def _worker(conn, cfg: EnvConfig, terrains, seed: int, raw, sl: slice, n_total: 
 class Go1VecEnv:
     """The vectorised Go1 environment. ``num_workers = 0`` runs everything in this process."""
 
-    def __init__(self, cfg: EnvConfig):
+    def __init__(self, cfg: EnvConfig, robots=None):
+        """``robots``: a RobotBatch-like physics backend for all robots, run in this process."""
         self.cfg, self.num_envs = cfg, cfg.num_envs
         self.single_observation_dim, self.single_action_dim = C.POLICY_INPUT_DIM, C.NUM_ACTIONS
         self.critic_obs_dim = O.CRITIC_OBS_DIM
         self.stat_names = episode_stat_names(cfg)
         self.terrains = terrain_assignment(cfg)
-        k = min(cfg.num_workers, cfg.num_envs)
+        k = 0 if robots is not None else min(cfg.num_workers, cfg.num_envs)
         self.slices = _split(cfg.num_envs, max(k, 1))
         self.buf = _Buffers(cfg.num_envs, len(self.stat_names))
         self._procs, self._conns, self.group = [], [], None
         if k == 0:
-            self.group = Go1EnvGroup(cfg, self.terrains, cfg.seed)
+            self.group = Go1EnvGroup(cfg, self.terrains, cfg.seed, robots)
         else:
             ctx = mp.get_context("spawn")
             for w, sl in enumerate(self.slices):
