@@ -52,7 +52,9 @@ class OPEGate:
         mc = None
         if cfg.fqe.mc_init_steps and ep is not None:
             mc = discounted_returns(ep["rewards"], ep["terminals"], ep["episode_ids"], self.gamma)[0]
-        fqe = FQE(cfg.fqe, k, self.gamma, self.fqe_data, *self.obs_stats, mc_returns=mc, seed=cfg.seed)
+        d = self.fqe_data
+        fqe = FQE(cfg.fqe, k, self.gamma, d, *self.obs_stats, mc_returns=mc, seed=cfg.seed,
+                  obs_dim=d["observations"].shape[-1], act_dim=d["actions"].shape[-1])
         if self._pending is not None:
             fqe.load_state_dict(self._pending)
             self._pending = None
