@@ -80,6 +80,8 @@ class OPEGate:
 
     def margin(self) -> np.ndarray:
         """How much each member's latest score must beat its best by (0 without ``ope.margin``)."""
+        if self.last is None:  # nothing scored through this gate
+            return np.zeros(1)
         k = self.last[0].shape[0]
         if self.cfg.margin <= 0 or self.best is None:
             return np.zeros(k)
@@ -90,6 +92,8 @@ class OPEGate:
     def commit(self, improved: np.ndarray) -> None:
         """Record the per-start values of the members whose score was accepted as their new best."""
         improved = np.asarray(improved, bool)
+        if self.last is None:
+            return
         if self.best is None:
             self.best = (self.last[0].copy(), self.last[1].copy())
         self.best[0][improved], self.best[1][improved] = self.last[0][improved], self.last[1][improved]

@@ -21,9 +21,12 @@ from go1o4.offline_finetune.fqe import FQE
 from go1o4.offline_finetune.ope import am_q, am_q_per_start
 from go1o4.offline_finetune.ope_gate import OPEGate, paired_bootstrap_std
 from go1o4.offline_finetune.pretrained import behaviour_std, set_std
+from go1o4.offline_finetune.synthetic import make_synthetic
+from go1o4.offline_finetune.train import OfflineRun
 from go1o4.offline_finetune.uni_o4 import MultiStepPPO
 from go1o4.offline_finetune.value import IQLValue
 
+from go1o4.config import load_config
 from go1o4.rl.networks import EnsembleLinear, GaussianActor
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -215,9 +218,6 @@ def test_behaviour_std_recovers_the_collection_std_and_is_used_for_the_members(t
     set_std(members, est)
     np.testing.assert_allclose(members.log_std.exp().detach().numpy().reshape(3, 12), np.tile(est, (3, 1)), rtol=1e-5)
 
-    from go1o4.offline_finetune.synthetic import make_synthetic
-    from go1o4.offline_finetune.train import OfflineRun
-
     path = str(tmp_path / "pre.pt")
     torch.save(pre.state_dict(), path)
     tr = make_synthetic(num_episodes=4, steps=30, seed=1)
@@ -290,3 +290,44 @@ def test_clip_decay_until_freezes_the_clip_like_the_public_code():
                         for _ in range(5)]
     np.testing.assert_allclose(clips[0], [0.25, 0.225, 0.2, 0.175, 0.15])
     np.testing.assert_allclose(clips[2], [0.25, 0.225, 0.2, 0.2, 0.2])
+
+
+def test_fqe_gate_in_the_pipeline_reports_and_resumes_exactly(tmp_path, monkeypatch):
+    """ope.method=fqe with a margin end to end: scores, margins and the critic check are recorded, and a run
+    killed inside the improve stage resumes (FQE weights, optimiser, generator, best per-start values) to
+    exactly where an uninterrupted run ends."""
+    tiny = ["bc.steps=10", "bc.eval_every=10", "value.steps=10", "value.eval_every=10", "value.q_hidden=[16]",
+            "value.v_hidden=[16]", "dynamics.hidden=[16]", "dynamics.weight_decay=[1e-5,1e-5]",
+            "dynamics.ensemble_size=2", "dynamics.num_elites=1", "dynamics.epoch_steps=5", "dynamics.max_epochs=1",
+            "improve.steps=30", "improve.ope_every=10", "checkpoint_every=20", "log_every=10", "torch_threads=1",
+            "bc.batch_size=32", "value.batch_size=32", "improve.batch_size=32", "dynamics.batch_size=32",
+            "ope.method=fqe", "ope.margin=1.0", "ope.num_starts=16", "ope.fqe.hidden=[16]", "ope.fqe.batch_size=32",
+            "ope.fqe.mc_init_steps=5", "ope.fqe.first_steps=10", "ope.fqe.steps=5", "ope.fqe.data=train"]
+    tr = make_synthetic(num_episodes=6, steps=40, seed=5)
+    cfg = load_config(OfflineConfig, None, tiny)
+    ref = OfflineRun(cfg, tr, str(tmp_path / "ref"), progress=False)
+    summary = ref.run()
+    rows = [r for r in ref.metrics["improve"] if "ope/score" in r]
+    assert [r["step"] for r in rows] == [0, 10, 20, 30]
+    assert all(np.isfinite(r["ope/score"]).all() for r in rows) and all(np.all(np.asarray(r["ope/margin"]) >= 0)
+                                                                        for r in rows)
+    assert summary["ope_method"] == "fqe" and np.isfinite(summary["critic_check"]["q_mc_spearman"])
+
+    real_update = MultiStepPPO.update
+
+    def crash_at_25(self, batch, generator=None):
+        if self.steps == 25:
+            raise KeyboardInterrupt
+        return real_update(self, batch, generator)
+
+    monkeypatch.setattr(MultiStepPPO, "update", crash_at_25)
+    with pytest.raises(KeyboardInterrupt):
+        OfflineRun(cfg, tr, str(tmp_path / "crash"), progress=False).run()
+    monkeypatch.setattr(MultiStepPPO, "update", real_update)
+    resumed = OfflineRun(cfg, tr, str(tmp_path / "crash"), progress=False)
+    assert resumed.states["improve"]["steps"] == 20
+    resumed.run()
+    for (k, a), b in zip(ref.actor.state_dict().items(), resumed.actor.state_dict().values()):
+        assert torch.equal(a, b), k
+    again = [r for r in resumed.metrics["improve"] if "ope/score" in r]
+    np.testing.assert_array_equal([r["ope/score"] for r in again], [r["ope/score"] for r in rows])
