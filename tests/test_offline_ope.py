@@ -275,8 +275,13 @@ def test_critic_check_on_a_converged_and_an_untrained_critic():
     exact = critic_check(Exact(), tr, 0.9)
     assert exact["critic/q_mc_ratio"] == pytest.approx(1.0) and exact["critic/q_mc_spearman"] == pytest.approx(1.0)
     assert exact["critic/states"] == n and exact["critic/mc_tail_cut"] == 0.0
-    untrained = critic_check(IQLValue(ValueConfig(q_hidden=[16], v_hidden=[16]), obs_dim=4, act_dim=1), tr, 0.9)
+    untrained_value = IQLValue(ValueConfig(q_hidden=[16], v_hidden=[16]), obs_dim=4, act_dim=1)
+    untrained = critic_check(untrained_value, tr, 0.9)
     assert abs(untrained["critic/q_mc_ratio"]) < 0.5 and abs(untrained["critic/q_mc_spearman"]) < 0.5
+    # time-limit truncations instead of falls: only steps with >= 29 steps left (0.9 ** 29 < 0.05) are compared
+    tr.terminals[:] = 0.0
+    truncated = critic_check(untrained_value, tr, 0.9)
+    assert truncated["critic/states"] == 4 * (100 - 29) and truncated["critic/mc_tail_cut"] == 0.0
 
 
 def test_clip_decay_until_freezes_the_clip_like_the_public_code():
