@@ -91,17 +91,71 @@ class DynamicsConfig:
             raise ValueError("dynamics.holdout_fraction must be in (0, 1)")
 
 
+OPE_METHODS = ("am_q", "fqe")
+FALLS = ("terminal", "alive_only")
+
+
+@dataclass
+class FQEConfig:
+    """Fitted Q evaluation of each candidate policy (Le et al. 2019), independent of the critic PPO climbs.
+
+    One Q head per member, fitted on ``data`` (held-out episodes by default) to r + gamma (1 - terminal)
+    Q_target(s', pi(s')); warm-started across OPE checks: ``first_steps`` at the first check, then ``steps``.
+    ``mc_init_steps`` first regress every head on the data's Monte-Carlo discounted return (the behaviour
+    policy's value), a start close to a candidate that stays near the data.
+    """
+
+    hidden: List[int] = field(default_factory=lambda: [256, 256])
+    activation: str = "relu"
+    lr: float = 3e-4
+    batch_size: int = 256
+    polyak: float = 0.02
+    mc_init_steps: int = 1000
+    first_steps: int = 2000
+    steps: int = 500  # per later OPE check
+    data: str = "val"  # val: held-out episodes (never seen by BC/Q/V/PPO); train: the training split
+
+    def validate(self) -> None:
+        if self.data not in ("val", "train"):
+            raise ValueError("ope.fqe.data must be val or train, got %r" % self.data)
+        if not 0.0 < self.polyak <= 1.0 or self.batch_size < 1:
+            raise ValueError("ope.fqe.polyak must be in (0, 1] and ope.fqe.batch_size >= 1")
+        if min(self.mc_init_steps, self.first_steps, self.steps) < 0:
+            raise ValueError("ope.fqe step counts must be >= 0")
+        if self.activation not in ("relu", "elu", "tanh", "silu"):
+            raise ValueError("ope.fqe.activation must be relu, elu, tanh or silu")
+
+
 @dataclass
 class OPEConfig:
-    """AM-Q offline policy evaluation (paper Sec. 3.2, Definition 1)."""
+    """Offline policy evaluation gating the multi-step update (paper Sec. 3.2, Definition 1).
+
+    ``method``: am_q (the paper: Q of the PPO critic along model rollouts) or fqe (see :class:`FQEConfig`).
+    ``falls`` (AM-Q): terminal counts each step after a model-predicted fall with ``fall_value``;
+    alive_only averages over alive states only (the paper's and public code's rule, which does not penalise
+    falls). ``margin``: accept an update only if its score beats the best by ``margin`` times the bootstrap
+    std (over start states, ``bootstrap`` resamples) of that gain; 0 is the paper's strict rule.
+    """
 
     num_starts: int = 512
     horizon: int = 20  # Table 5: 20 steps for the quadruped
     seed: int = 0  # same start states / model draws for every evaluation (common random numbers)
+    method: str = "am_q"
+    falls: str = "terminal"
+    fall_value: float = 0.0
+    margin: float = 0.0
+    bootstrap: int = 200
+    fqe: FQEConfig = field(default_factory=FQEConfig)
 
     def validate(self) -> None:
         if self.num_starts < 1 or self.horizon < 1:
             raise ValueError("ope.num_starts and ope.horizon must be >= 1")
+        if self.method not in OPE_METHODS:
+            raise ValueError("ope.method must be one of %s, got %r" % (OPE_METHODS, self.method))
+        if self.falls not in FALLS:
+            raise ValueError("ope.falls must be one of %s, got %r" % (FALLS, self.falls))
+        if self.margin < 0 or self.bootstrap < 2:
+            raise ValueError("ope.margin must be >= 0 and ope.bootstrap >= 2")
 
 
 @dataclass
@@ -112,8 +166,13 @@ class ImproveConfig:
     batch_size: int = 512
     lr: float = 1e-4
     clip: float = 0.25
-    lr_decay: bool = True  # linear to 0 over ``steps``
-    clip_decay: bool = True  # linear to 0 over ``steps`` (public code)
+    lr_decay: bool = True  # linear to 0 over ``steps`` (public code main.py: is_linear_decay, every step)
+    # clip: linear decay cfg.clip * (1 - step / steps), applied only while step <= clip_decay_until (0: all steps).
+    # The public code (Lei-Kun/Uni-O4 main.py, abppo.py) sets clip_ratio_now linearly but switches
+    # is_clip_decay off after step 200, after which the clip stays at its step-200 value (0.245 for 0.25 and
+    # 10k steps): clip_decay_until = 200 reproduces it. Our default decays it to 0 over all steps.
+    clip_decay: bool = True
+    clip_decay_until: int = 0
     ope_every: int = 100
     alpha: float = 0.1  # Eq. 25 disagreement term, used when init == "pretrained"
     max_grad_norm: float = 0.5
@@ -127,6 +186,8 @@ class ImproveConfig:
             raise ValueError("improve.ope_every must be >= 1")
         if self.alpha < 0:
             raise ValueError("improve.alpha must be >= 0")
+        if self.clip_decay_until < 0:
+            raise ValueError("improve.clip_decay_until must be >= 0 (0: decay over all steps)")
 
 
 @dataclass
@@ -150,6 +211,11 @@ class OfflineConfig:
     algo: str = "uni_o4"  # a name in offline_finetune.algorithms: uni_o4 | iql | one_step
     init: str = "data"  # data: BC from the dataset; pretrained: all members start from a sim policy (A.4)
     pretrained: str = ""  # .pt state_dict or .onnx (+ .yaml) of the pretrained policy, for init=pretrained
+    # init=pretrained: the members' initial std. behavior: the std the data were collected with (behavior_std,
+    # or 0: its maximum-likelihood estimate around the pretrained mean, sqrt(mean((a - mu(s))^2)) per joint);
+    # pretrained: keep the policy's own std (PPO then samples far from the data if it was collected with less noise).
+    member_std: str = "behavior"
+    behavior_std: float = 0.0
     seed: int = 0
     val_fraction: float = 0.1  # held-out episodes for BC log-likelihood
     torch_threads: int = 2
@@ -174,3 +240,7 @@ class OfflineConfig:
             raise ValueError("val_fraction must be in (0, 1)")
         from go1o4.rl.device import check_device_spec
         self.device = check_device_spec(self.device)
+        if self.member_std not in ("behavior", "pretrained"):
+            raise ValueError("member_std must be behavior or pretrained, got %r" % self.member_std)
+        if self.behavior_std < 0:
+            raise ValueError("behavior_std must be >= 0 (0: estimate from the data)")

@@ -126,3 +126,24 @@ def ensemble_from_pretrained(path: str, k: int) -> Tuple[GaussianActor, Gaussian
     """(single pretrained actor, K-member ensemble whose members all start as copies of it)."""
     single = load_pretrained_actor(path)
     return single, GaussianActor.stack([single] * k)
+
+
+@torch.no_grad()
+def behaviour_std(actor: GaussianActor, observations: torch.Tensor, actions: torch.Tensor,
+                  batch: int = 8192) -> np.ndarray:
+    """Per-joint maximum-likelihood std of the data's actions around ``actor``'s mean: sqrt(mean((a - mu(s))^2)).
+
+    For data collected by this policy with a scaled std (e.g. ``std_scale`` 0.5) it recovers that std; the
+    A.4 recipe starts the members with it so that PPO samples actions like the data's (paper A.4).
+    """
+    sq = torch.zeros(actions.shape[-1], dtype=torch.float64)
+    for i in range(0, observations.shape[0], batch):
+        sq += (actions[i:i + batch] - actor(observations[i:i + batch])).double().pow(2).sum(0)
+    return np.sqrt(sq.numpy() / max(1, observations.shape[0]))
+
+
+@torch.no_grad()
+def set_std(actor: GaussianActor, std) -> None:
+    """Set every member's (state-independent) std to ``std`` (a scalar or one value per action)."""
+    std = torch.as_tensor(np.broadcast_to(np.asarray(std, dtype=np.float64), (actor.act_dim,)).copy())
+    actor.log_std.copy_(std.clamp_min(1e-6).log().float().view(1, 1, -1).expand_as(actor.log_std))

@@ -15,11 +15,13 @@ import torch
 from go1o4.offline_finetune.algorithms import get_algorithm
 from go1o4.offline_finetune.bc import EnsembleBC
 from go1o4.offline_finetune.config import OfflineConfig
+from go1o4.offline_finetune.critic_check import critic_check
 from go1o4.offline_finetune.dataset import TorchData, split_transitions
 from go1o4.offline_finetune.dynamics import DynamicsTrainer, EnsembleDynamics
 from go1o4.offline_finetune.iql import AWR
-from go1o4.offline_finetune.ope import am_q, start_states
-from go1o4.offline_finetune.pretrained import ensemble_from_pretrained
+from go1o4.offline_finetune.ope import start_states
+from go1o4.offline_finetune.ope_gate import OPEGate
+from go1o4.offline_finetune.pretrained import behaviour_std, ensemble_from_pretrained, set_std
 from go1o4.offline_finetune.uni_o4 import MultiStepPPO, acceptance
 from go1o4.offline_finetune.value import IQLValue
 from tqdm import tqdm
@@ -58,6 +60,10 @@ class OfflineRun:
         self.dynamics = EnsembleDynamics(cfg.dynamics).to(self.device)
         if cfg.init == "pretrained":
             self.pretrained, self.actor = ensemble_from_pretrained(cfg.pretrained, cfg.bc.ensemble_size)
+            if cfg.member_std == "behavior":  # A.4: the members start with the std the data were collected with
+                std = cfg.behavior_std or behaviour_std(self.pretrained, self.train["observations"],
+                                                        self.train["actions"])
+                set_std(self.actor, std)
         else:
             self.pretrained = None
             self.actor = GaussianActor(ensemble_size=cfg.bc.ensemble_size, init_std=cfg.bc.init_std)
@@ -72,6 +78,7 @@ class OfflineRun:
         self.metrics: Dict[str, List[Dict[str, Any]]] = {s: [] for s in STAGES}
         self._writer = None
         self.ope_starts = start_states(self.train["observations"], cfg.ope.num_starts, cfg.ope.seed)
+        self._gate: Optional[OPEGate] = None
         self._check_same_config()
         self._load()
         cfgmod.save_config(cfg, os.path.join(out_dir, "config.yaml"))
@@ -249,6 +256,8 @@ class OfflineRun:
         snap = lambda: {"gen": g.get_state(), "steps": self.value.steps}  # noqa: E731
         self._loop("value", cfg.value.steps, self.value.steps, step_fn, snap, {cfg.value.eval_every: evaluate})
         evaluate(cfg.value.steps)
+        # convergence check: Q and V vs the Monte-Carlo discounted return on the held-out episodes
+        self.log("value", cfg.value.steps, critic_check(self.value, self.val_tr, cfg.value.gamma, seed=cfg.seed))
         self._finish("value", snap())
 
     def stage_dynamics(self) -> None:
@@ -274,9 +283,21 @@ class OfflineRun:
         self.log("dynamics", trainer.steps, final)
         self._finish("dynamics", {"steps": trainer.steps, "epochs": trainer.epochs})
 
+    @property
+    def gate(self) -> OPEGate:
+        """The OPE of ``ope.method`` (FQE fits on the held-out episodes unless ``ope.fqe.data`` is train)."""
+        if self._gate is None:
+            cfg = self.cfg
+            data, tr = (self.val, self.val_tr) if cfg.ope.fqe.data == "val" else (self.train, self.train_tr)
+            episodes = {"rewards": tr.rewards, "terminals": tr.terminals, "episode_ids": tr.episode_ids}
+            self._gate = OPEGate(cfg.ope, cfg.value.gamma, self.dynamics, self.value, self.ope_starts,
+                                 cfg.dynamics.sample, data.t if cfg.ope.method == "fqe" else None, episodes,
+                                 self.obs_mean, self.obs_std)
+            self._gate.load_state_dict(self.states.get("improve", {}).get("gate", {}))
+        return self._gate
+
     def score(self, actor: GaussianActor) -> np.ndarray:
-        o = self.cfg.ope
-        return am_q(actor, self.dynamics, self.value, self.ope_starts, o.horizon, o.seed, self.cfg.dynamics.sample)
+        return self.gate.score(actor)
 
     def snapshot(self, step: int, actor: GaussianActor, scores: np.ndarray) -> None:
         """With ``improve.snapshots``: every member as scored by OPE at ``step`` -> ONNX (score in its YAML)."""
@@ -300,9 +321,11 @@ class OfflineRun:
             ppo.load_state_dict(self.states["improve"]["trainer"])
 
         def evaluate(n: int) -> None:
-            ev = ppo.evaluate(self.score)
+            ev = ppo.evaluate(self.score, self.gate.margin)
+            self.gate.commit(ev["improved"])
             self.snapshot(n, self.actor, ev["scores"])
             self.log("improve", n, {"ope/score": ev["scores"], "ope/accepted": ev["accepted"].astype(float),
+                                    "ope/margin": ev["margin"],
                                     "improve/accepts_total": float(ppo.accepts.sum()),
                                     "improve/rejects_total": float(ppo.rejects.sum())})
 
@@ -312,7 +335,8 @@ class OfflineRun:
         def step_fn(step: int) -> Dict[str, float]:
             return ppo.update(self.train.sample(cfg.improve.batch_size, g), g)
 
-        snap = lambda: {"trainer": ppo.state_dict(), "gen": g.get_state(), "steps": ppo.steps}  # noqa: E731
+        snap = lambda: {"trainer": ppo.state_dict(), "gen": g.get_state(), "steps": ppo.steps,  # noqa: E731
+                        "gate": self.gate.state_dict()}
         self._loop("improve", cfg.improve.steps, ppo.steps, step_fn, snap, {cfg.improve.ope_every: evaluate})
         self.actor.load_state_dict(ppo.best.state_dict())  # the best-scoring policy of each member
         self.states["selection"] = {"member": ppo.selected(), "best_score": torch.as_tensor(ppo.best_score),
@@ -334,8 +358,9 @@ class OfflineRun:
             s = self.score(actor)
             self.snapshot(n, actor, s)
             # the AWR actor starts untrained (random init): step 0 is scored for reference, never selected
-            ok = n > 0 and bool(acceptance(s, [best["score"]])[0])
+            ok = n > 0 and bool(acceptance(s, [best["score"]], self.gate.margin())[0])
             if ok:
+                self.gate.commit(np.array([True]))
                 best.update(score=float(s[0]), state={k: v.clone() for k, v in actor.state_dict().items()})
             self.log("improve", n, {"ope/score": s, "ope/accepted": [float(ok)]})
 
@@ -343,7 +368,7 @@ class OfflineRun:
             return awr.update(self.train.sample(cfg.iql.batch_size, g))
 
         snap = lambda: {"trainer": awr.state_dict(), "gen": g.get_state(), "steps": awr.steps,  # noqa: E731
-                        "best_score": best["score"], "best_state": best["state"]}
+                        "best_score": best["score"], "best_state": best["state"], "gate": self.gate.state_dict()}
         if awr.steps == 0:
             evaluate(0)
         self._loop("improve", cfg.iql.steps, awr.steps, step_fn, snap, {cfg.iql.eval_every: evaluate})
@@ -376,6 +401,7 @@ class OfflineRun:
         sel = self.states.get("selection", {})
         bc_rows = self.metrics["bc"]
         dyn = [r for r in self.metrics["dynamics"] if "dynamics/elite_holdout_mse" in r]
+        crit = [r for r in self.metrics["value"] if "critic/q_mc_ratio" in r]
         return {
             "algo": self.cfg.algo, "init": self.cfg.init, "dataset": self.train_tr.source,
             "train_transitions": len(self.train_tr), "val_transitions": len(self.val_tr),
@@ -386,6 +412,8 @@ class OfflineRun:
             "bc_val_log_likelihood": bc_rows[-1].get("bc/val_log_likelihood") if bc_rows else None,
             "bc_action_std": bc_rows[-1].get("bc/action_std") if bc_rows else None,
             "dynamics_elite_holdout_mse": dyn[-1]["dynamics/elite_holdout_mse"] if dyn else None,
+            "critic_check": {k.split("/")[1]: v for k, v in (crit[-1] if crit else {}).items() if k.startswith("critic/")},
+            "ope_method": self.cfg.ope.method,
             "dynamics_holdout_rmse": {k.split("holdout_rmse_")[1]: v for k, v in (dyn[-1] if dyn else {}).items()
                                       if "holdout_rmse_" in k},
             "onnx_torch_max_abs_diff": self.states.get("export", {}).get("onnx_torch_max_abs_diff"),

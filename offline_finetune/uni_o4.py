@@ -50,9 +50,9 @@ def linear_decay(step: int, total: int) -> float:
     return max(0.0, 1.0 - step / max(1, total))
 
 
-def acceptance(scores: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """The Uni-O4 rule: accept member i's update only if its OPE score beats its best so far."""
-    return np.asarray(scores) > np.asarray(best)
+def acceptance(scores: np.ndarray, best: np.ndarray, margin=0.0) -> np.ndarray:
+    """The Uni-O4 rule: accept member i's update only if its OPE score beats its best so far (by ``margin``)."""
+    return np.asarray(scores) > np.asarray(best) + np.asarray(margin)
 
 
 class MultiStepPPO:
@@ -97,7 +97,8 @@ class MultiStepPPO:
         cfg = self.cfg
         frac = linear_decay(self.steps, cfg.steps)
         lr = cfg.lr * (frac if cfg.lr_decay else 1.0)
-        clip = cfg.clip * (frac if cfg.clip_decay else 1.0)
+        until = cfg.clip_decay_until or cfg.steps  # public code: 200 (clip frozen afterwards)
+        clip = cfg.clip * (linear_decay(min(self.steps, until), cfg.steps) if cfg.clip_decay else 1.0)
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss, info = self.loss(batch["observations"], max(clip, 1e-6), generator)
@@ -115,14 +116,17 @@ class MultiStepPPO:
         out.update({k: v.detach() for k, v in info.items()})
         return out
 
-    def evaluate(self, score_fn: Callable[[GaussianActor], np.ndarray]) -> Dict[str, np.ndarray]:
+    def evaluate(self, score_fn: Callable[[GaussianActor], np.ndarray],
+                 margin_fn: Optional[Callable[[], np.ndarray]] = None) -> Dict[str, np.ndarray]:
         """Score the current members by OPE and apply the acceptance rule; returns scores and decisions.
 
-        The first call (before any update) only records the starting scores.
+        ``margin_fn`` (called after ``score_fn``): how much each member must beat its best by (default 0).
+        The first call (before any update) only records the starting scores ("improved" is then all True).
         """
         scores = np.asarray(score_fn(self.actor), dtype=np.float64)
         first = not np.isfinite(self.best_score).any()
-        accept = acceptance(scores, self.best_score)
+        margin = margin_fn() if (margin_fn is not None and not first) else 0.0
+        accept = acceptance(scores, self.best_score, margin)
         for i in np.flatnonzero(accept):
             copy_member(self.best, self.actor, int(i))
             if self.mode == "uni_o4":
@@ -131,7 +135,8 @@ class MultiStepPPO:
             self.accepts += accept
             self.rejects += ~accept
         self.best_score = np.where(accept, scores, self.best_score)
-        return {"scores": scores, "accepted": accept & (not first)}
+        return {"scores": scores, "accepted": accept & (not first), "improved": accept,
+                "margin": np.broadcast_to(np.asarray(margin, dtype=np.float64), scores.shape)}
 
     def selected(self) -> int:
         """Index of the member with the best OPE score (offline only)."""
