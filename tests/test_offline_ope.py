@@ -7,6 +7,7 @@ the bootstrap margin, the behaviour-std init of the A.4 members, the critic chec
 import numpy as np
 import pytest
 import torch
+from go1o4.data.dataset import TransitionDataset
 from go1o4.offline_finetune.config import (
     DynamicsConfig,
     FQEConfig,
@@ -16,7 +17,6 @@ from go1o4.offline_finetune.config import (
     ValueConfig,
 )
 from go1o4.offline_finetune.critic_check import critic_check, discounted_returns, spearman
-from go1o4.offline_finetune.dataset import Transitions
 from go1o4.offline_finetune.fqe import FQE
 from go1o4.offline_finetune.ope import am_q, am_q_per_start
 from go1o4.offline_finetune.ope_gate import OPEGate, paired_bootstrap_std
@@ -258,7 +258,7 @@ def test_critic_check_on_a_converged_and_an_untrained_critic():
     ep = np.repeat(np.arange(4), n // 4)
     term = np.zeros(n)
     term[np.arange(n // 4 - 1, n, n // 4)] = 1.0  # every episode ends in a fall: every step has its full return
-    tr = Transitions(data["observations"].numpy(), data["actions"].numpy(), data["rewards"].numpy(),
+    tr = TransitionDataset(data["observations"].numpy(), data["actions"].numpy(), data["rewards"].numpy(),
                      data["next_observations"].numpy(), term.astype(np.float32), np.zeros(n, np.float32), ep)
     mc = discounted_returns(tr.rewards, tr.terminals, tr.episode_ids, 0.9)[0]
 
