@@ -138,6 +138,7 @@ class RuntimeSession:
                 self._end_episode("truncation", "logging_toggled", None)
 
     def _enter(self, state: int, text: str, reason: str = "") -> None:
+        self._last_input = None  # cache warm-up only while RUNNING (a new RUNNING step sets it again)
         if self.episode is not None:
             self._end_episode("truncation", reason or "operator_stop", None)
         if state == S.DAMPING or state == S.ESTOP:
@@ -292,7 +293,7 @@ class RuntimeSession:
     def prewarm(self) -> None:
         """Run the last step's policy on its last input, result unused: its weights are in cache at the deadline."""
         last = self._last_input
-        if last is not None:
+        if last is not None and self.state == S.RUNNING:  # never while the robot is in damping (issue 14.4)
             last[0].act(last[1])
             self.prewarms += 1
 
@@ -367,7 +368,7 @@ class RuntimeSession:
                 "truncation", cause, None, "")
             self.request = None
         self.state = S.ESTOP if cause == S.ESTOP_BUTTON else S.DAMPING
-        self.calibrated = False
+        self.calibrated, self._last_input = False, None
         self.message("DAMPING after %s%s: %s" % (cause, "" if ev is None else " (%s)" % ev.detail,
                                                  "calibrate again (c / R2) when it is safe"))
 
