@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
-from go1o4.robot_runtime.session_config import SessionConfig, load_session_config
+from go1o4.robot_runtime.session_config import SessionConfig, load_session_config, unsafe_fields
 
 from go1o4.config import ConfigError, to_dict
 
@@ -162,6 +162,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-t265", action="store_true", help="run without the T265 (no reward, no episode cuts)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.add_argument("--json", help="write a summary (timing, episodes) here")
+    p.add_argument("--unsafe-override", action="append", default=[], metavar="safety.FIELD",
+                   help="accept this safety field outside its normal band (never outside its hard band; "
+                        "printed in red, recorded in the session metadata)")
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -177,12 +180,15 @@ def run(args) -> int:
     overrides = list(args.set) + (["logging.log_dir=%s" % args.log_dir] if args.log_dir else [])
     overrides += ["logging.enabled_at_start=true"] if args.log else []
     try:
-        cfg = load_session_config(args.config, overrides)
+        cfg = load_session_config(args.config, overrides, unsafe_override=args.unsafe_override)
+        unsafe = unsafe_fields(cfg, args.unsafe_override)
         script = load_script(args.script) if args.script else None
         policy = OnnxPolicy.load(args.policy)
     except (ConfigError, PolicyLoadError, ContractMismatch) as e:
         return _fail(str(e))
     printer = StatusPrinter(enabled=not args.quiet)
+    for name, value in unsafe.items():  # red, before anything moves
+        sys.stderr.write("\033[1;31mUNSAFE OVERRIDE: %s = %r (outside its normal band)\033[0m\n" % (name, value))
     robot = None
     lockstep = args.sim_mode == "lockstep" and not args.robot_ip
     try:
@@ -215,7 +221,8 @@ def run(args) -> int:
             printer.update(snapshot(session))
     try:
         session = build_session(cfg, policy, ip, port, 0 if not args.robot_ip else cfg.robot.local_port, lockstep,
-                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append)
+                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append,
+                                metadata={"unsafe_override": unsafe})
         outbox.append("policy %s (sha256 %s...), robot %s:%d, %s clock; %s"
                         % (args.policy, policy.sha256[:12], ip, port, "lock-step" if lockstep else "wall",
                            "log dir " + (session.log.session_path or "-") if session.log else "no log"))
