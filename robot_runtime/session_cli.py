@@ -210,7 +210,7 @@ def run(args) -> int:
     inputs: List[Any] = [RemoteInput(cfg.remote, cfg.commands), keyboard]
     if script is not None:
         inputs.append(ScriptInput(script, cfg.commands.key_step))
-    code, session = 0, None
+    code, session, deadman = 0, None, None
     old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     outbox: Deque[str] = collections.deque()  # the policy thread never writes to the terminal itself
 
@@ -226,6 +226,10 @@ def run(args) -> int:
         outbox.append("policy %s (sha256 %s...), robot %s:%d, %s clock; %s"
                         % (args.policy, policy.sha256[:12], ip, port, "lock-step" if lockstep else "wall",
                            "log dir " + (session.log.session_path or "-") if session.log else "no log"))
+        if not lockstep:  # real time: a separate process damps the robot if this one dies or hangs (issue 14.2)
+            deadman = _start_deadman(cfg, session, ip, port, 0 if not args.robot_ip else cfg.robot.local_port)
+            outbox.append("dead-man watching (PID %d): damping if this runtime stops for %.0f ms"
+                          % (deadman.proc.pid, 1e3 * cfg.safety.deadman_timeout))
         if keyboard.active:
             outbox.append(KEYS_HELP)
         show()
@@ -237,6 +241,8 @@ def run(args) -> int:
         code = 1
     finally:
         keyboard.close()
+        if deadman is not None:  # a normal end: goodbye first (closing the log can take longer than its timeout)
+            deadman.close()
         if session is not None:
             session.close()
             show()
@@ -252,6 +258,18 @@ def run(args) -> int:
             robot.close()
         signal.signal(signal.SIGTERM, old_term)
     return code
+
+
+def _start_deadman(cfg: SessionConfig, session, ip: str, port: int, local_port: int):
+    """The dead-man process (robot_runtime/deadman.py), fed a heartbeat by the link loop at every period."""
+    from go1o4.robot_runtime.deadman import Deadman
+
+    folder = session.log.session_path if session.log is not None and session.log.session_path else ""
+    dm = Deadman.start(ip, port, local_port, cfg.safety.deadman_timeout, cfg.remote.estop,
+                       os.path.join(folder, "deadman.jsonl") if folder else "",
+                       priority=cfg.runtime.rt_priority + 1 if cfg.runtime.rt_priority else 0)
+    session.loop.heartbeat = dm.beat
+    return dm
 
 
 def session_summary(session) -> Dict[str, Any]:
