@@ -87,7 +87,7 @@ def test_stream_then_stall_goes_stale_after_stale_after_s(bus, channel):
     with T265Source(T265Config(lcm_url=URL, channel=channel, stale_after_s=0.1), clock=clock) as src:
         for k in range(20):  # a 200 Hz stream on the injected clock, through real LCM
             publish(bus, channel, pose(), frame=k)
-            assert wait_for(lambda: src.samples_received >= k + 1)
+            assert wait_for(lambda n=k + 1: src.samples_received >= n)
             assert src.latest().ok
             clock.t += 0.005
         last = clock.t - 0.005  # when the last sample was received
