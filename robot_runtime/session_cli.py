@@ -94,21 +94,26 @@ def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot
     from go1o4.robot_runtime.session import RuntimeSession
 
     messages: List[str] = []
+    live: List[Any] = []  # the session once built: the log's later messages reach the operator at once
+
+    def relay(msg: str) -> None:
+        (live[0].message if live else messages.append)(msg)
 
     clock = LockstepClock() if lockstep else WallClock(cfg.runtime.spin_s)
     if robot is not None:
         robot_port = robot.port
     link = SdkLink(robot_ip, robot_port, local_port=local_port)
     t265, episode_log = _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock,
-                                 metadata, messages)
+                                 metadata, relay)
     session = RuntimeSession(cfg, link, policy, clock=clock, t265=t265, log=episode_log, inputs=inputs, robot=robot,
                              on_message=on_message)
     for m in messages:
         session.message(m)
+    live.append(session)
     return session
 
 
-def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, messages):
+def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, on_message):
     """The T265 reader thread and the episode log (logger process in real time)."""
     from go1o4.robot_runtime.clock import inherited_priority
     from go1o4.robot_runtime.episode_log import EpisodeLog
@@ -129,7 +134,7 @@ def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend,
                 "clock": "lockstep" if lockstep else "wall", "policy_path": getattr(policy, "path", None)}
         meta.update(metadata or {})
         episode_log = EpisodeLog(cfg.logging.log_dir, meta, cfg.logging.flush_every_s,
-                                 log_backend or ("direct" if lockstep else "process"), on_message=messages.append)
+                                 log_backend or ("direct" if lockstep else "process"), on_message=on_message)
     return t265, episode_log
 
 
@@ -213,8 +218,14 @@ def run(args) -> int:
     code, session, deadman = 0, None, None
     old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     outbox: Deque[str] = collections.deque()  # the policy thread never writes to the terminal itself
+    sim_dead: List[Any] = []
 
     def show() -> None:
+        if robot is not None and robot.proc is not None and robot.proc.poll() is not None and not sim_dead:
+            sim_dead.append(robot.proc.returncode)  # said once, in words (the watchdog's state_lost says damping)
+            outbox.append("the simulated Go1 process exited (code %s): no robot state any more; the runtime sends "
+                          "damping; episodes so far are kept%s" % (robot.proc.returncode, (
+                              " in " + session.log.session_path) if session is not None and session.log else ""))
         while outbox:
             printer.message(outbox.popleft())
         if session is not None:
