@@ -5,6 +5,7 @@ rejecting unknown keys and values of the wrong type with the key's full path in 
 Python 3.8 syntax: used by the simulator and the runtime.
 """
 import dataclasses
+import math
 import typing
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
@@ -54,10 +55,13 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if isinstance(value, str):
                 try:
-                    return float(value)
+                    value = float(value)  # "1e-3" (YAML 1.1 reads it as a string)
                 except ValueError:
-                    pass
-            raise ConfigError("%s: expected a number, got %r" % (path, value))
+                    raise ConfigError("%s: expected a number, got %r" % (path, value))
+            else:
+                raise ConfigError("%s: expected a number, got %r" % (path, value))
+        if not math.isfinite(value):  # "nan", ".inf", 1e999: NaN passes every <= check, inf switches limits off
+            raise ConfigError("%s: expected a finite number, got %r" % (path, value))
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -158,3 +162,15 @@ def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
 def save_config(obj: Any, path: str) -> None:
     with open(path, "w") as f:
         yaml.safe_dump(to_dict(obj), f, sort_keys=False)
+
+
+def require(obj: Any, prefix: str, positive: Sequence[str] = (), at_least_one: Sequence[str] = (),
+            non_negative: Sequence[str] = ()) -> None:
+    """ValueError naming ``prefix.field``, its value and the allowed range for the first field out of range:
+    ``positive`` (> 0: learning rates), ``at_least_one`` (>= 1: batch sizes), ``non_negative`` (>= 0: steps)."""
+    for names, ok, rng in ((positive, lambda v: v > 0, "> 0"), (at_least_one, lambda v: v >= 1, ">= 1"),
+                           (non_negative, lambda v: v >= 0, ">= 0")):
+        for name in names:
+            v = getattr(obj, name)
+            if not ok(v):
+                raise ValueError("%s%s = %r: must be %s" % (prefix, name, v, rng))

@@ -8,6 +8,8 @@ from typing import List
 
 from go1o4.offline_finetune.algorithms import algorithm_names
 
+from go1o4.config import require
+
 INITS = ("data", "pretrained")
 
 
@@ -26,6 +28,7 @@ class BCConfig:
     eval_every: int = 2000  # held-out log-likelihood and disagreement
 
     def validate(self) -> None:
+        require(self, "", ("lr", "init_std"), ("batch_size", "eval_every"), ("steps",))
         if self.ensemble_size < 1:
             raise ValueError("bc.ensemble_size must be >= 1")
         if self.alpha < 0:
@@ -51,6 +54,7 @@ class ValueConfig:
     eval_every: int = 5000
 
     def validate(self) -> None:
+        require(self, "", ("lr",), ("batch_size", "eval_every"), ("steps",))
         if not 0.0 < self.expectile < 1.0:
             raise ValueError("value.expectile must be in (0, 1), got %r" % self.expectile)
         if not 0.0 <= self.gamma < 1.0:
@@ -82,6 +86,7 @@ class DynamicsConfig:
     sample: bool = False  # OPE: sample the Gaussian (True) or use the elite member's mean (False)
 
     def validate(self) -> None:
+        require(self, "", ("lr",), ("batch_size", "epoch_steps", "max_epochs"), ())
         if not 1 <= self.num_elites <= self.ensemble_size:
             raise ValueError("dynamics.num_elites must be in [1, ensemble_size]")
         if len(self.weight_decay) != len(self.hidden) + 1:
@@ -180,6 +185,7 @@ class ImproveConfig:
     snapshots: bool = False  # export every member as ONNX at each OPE evaluation into <out>/snapshots/ (Fig. 6a)
 
     def validate(self) -> None:
+        require(self, "", ("lr", "max_grad_norm"), ("batch_size",), ("steps",))
         if not 0.0 < self.clip < 1.0:
             raise ValueError("improve.clip must be in (0, 1), got %r" % self.clip)
         if self.ope_every < 1:
@@ -202,6 +208,7 @@ class IQLPolicyConfig:
     eval_every: int = 5000  # OPE logging only
 
     def validate(self) -> None:
+        require(self, "", ("lr",), ("batch_size", "eval_every"), ("steps",))
         if self.beta <= 0 or self.max_weight <= 0:
             raise ValueError("iql.beta and iql.max_weight must be > 0")
 
@@ -230,6 +237,7 @@ class OfflineConfig:
     iql: IQLPolicyConfig = field(default_factory=IQLPolicyConfig)
 
     def validate(self) -> None:
+        require(self, "", (), ("torch_threads", "checkpoint_every", "log_every"), ())
         if self.algo not in algorithm_names():
             raise ValueError("algo must be one of %s, got %r" % (tuple(algorithm_names()), self.algo))
         if self.init not in INITS:

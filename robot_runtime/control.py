@@ -82,6 +82,7 @@ class LinkLoop:
         self._thread: Optional[threading.Thread] = None
         self._running = False
         self.thread_note = ""
+        self.heartbeat: Optional[Callable[[], None]] = None  # the dead-man's (robot_runtime.deadman), every period
 
     # ------------------------------------------------------------------ session side
     def set_target(self, target: Target) -> None:
@@ -216,6 +217,8 @@ class LinkLoop:
             self.stats.record(now, now, time.perf_counter() - t0)
         self.ticks += 1
         self.last_tick_wall = t0
+        if self.heartbeat is not None:
+            self.heartbeat()
 
     # ------------------------------------------------------------------ real-time thread
     def start(self, t0: Optional[float] = None) -> "LinkLoop":

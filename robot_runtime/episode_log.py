@@ -184,6 +184,7 @@ class EpisodeLog:
         self.session_path = ""
         self.episode_path = ""
         self.episodes, self.steps = 0, 0  # episodes started / steps handed over
+        self.episode_steps = 0  # steps handed over in the current (or last) episode
         self.in_episode = False
         self._layout: Optional[Layout] = None
         self._pending = b""
@@ -207,8 +208,18 @@ class EpisodeLog:
     def _stop(self, message: str) -> None:
         if not self.error:
             self.error = message
+            self.on_message("%s; %s" % (message, self.kept()))
             self.in_episode = False
-            self.on_message(message)
+
+    def kept(self) -> str:
+        """What is on disk after logging stopped, in words (for the operator)."""
+        done = self.episodes - (1 if self.in_episode else 0)
+        if not self.session_path:
+            return "nothing was written"
+        text = "kept: %d earlier episode(s) in %s" % (done, self.session_path)
+        if self.in_episode:
+            text += "; the current episode (%d steps handed over) only up to its last flush" % self.episode_steps
+        return text
 
     # ------------------------------------------------------------------ process backend
     def _spawn(self, root: str, metadata: Dict[str, Any], flush_s: float) -> None:
@@ -283,7 +294,7 @@ class EpisodeLog:
         except LogWriteError as e:
             self._stop("logging stopped: %s" % e)
             return False
-        self.in_episode, self.episodes = not self.error, self.episodes + 1
+        self.in_episode, self.episodes, self.episode_steps = not self.error, self.episodes + 1, 0
         return self.in_episode
 
     def append(self, step: Dict[str, Any]) -> None:
@@ -298,6 +309,7 @@ class EpisodeLog:
                     self._send(_jframe(b"L", self._layout))
                 self._send(frame(b"A", pack_step(step, self._layout)))
             self.steps += 1
+            self.episode_steps += 1
         except (LogWriteError, ValueError, KeyError) as e:
             self._stop("logging stopped: %s" % e)
 

@@ -65,7 +65,22 @@ class OnnxPolicy:
         except Exception as e:  # onnxruntime raises its own exception types (InvalidGraph, Fail...)
             raise PolicyLoadError("policy %s is not a loadable ONNX model: %s" % (path, str(e).splitlines()[0][:300]))
         check_onnx_shapes(session, contract, path)
-        return cls(path, session, contract, file_sha256(path))
+        policy = cls(path, session, contract, file_sha256(path))
+        policy.smoke_test()
+        return policy
+
+    def smoke_test(self) -> np.ndarray:
+        """Run once on the neutral input (standing still, zero command): a model that declares 290 -> 12 but
+        fails when called, or answers NaN, is refused at load, before the robot is calibrated."""
+        try:
+            out = np.asarray(self.act(neutral_policy_input()))
+        except Exception as e:  # onnxruntime's own exception types
+            raise PolicyLoadError("policy %s fails when run on a neutral input: %s"
+                                  % (self.path, str(e).splitlines()[0][:300] if str(e) else type(e).__name__))
+        if out.shape != (C.NUM_ACTIONS,) or not np.all(np.isfinite(out)):
+            raise PolicyLoadError("policy %s answers a neutral input with %s (expected %d finite values)"
+                                  % (self.path, np.array2string(out, precision=3, threshold=20), C.NUM_ACTIONS))
+        return out
 
     def act(self, policy_input: np.ndarray) -> np.ndarray:
         """The deterministic (mean) raw action for one 290-float policy input."""
@@ -82,6 +97,13 @@ class OnnxPolicy:
     def describe(self) -> Dict[str, Any]:
         return {"path": os.path.abspath(self.path), "sha256": self.sha256, "input": self.input_name,
                 "output": self.output_name}
+
+
+def neutral_policy_input() -> np.ndarray:
+    """The 290-float input of a robot standing level in the default pose with a zero command (5 equal frames)."""
+    obs = C.build_observation(np.array([1.0, 0.0, 0.0, 0.0]), C.DEFAULT_Q, np.zeros(C.NUM_JOINTS),
+                              C.command_vector(0.0, 0.0, 0.0), np.zeros(C.NUM_ACTIONS), 0.0)
+    return C.ObservationHistory().reset(obs)
 
 
 def gaussian_log_prob(action: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> float:

@@ -43,14 +43,63 @@ class SafetyLimits:
     motor_temp_warn: float = 50.0  # deg C: warning only
     motor_temp_max: float = 75.0  # deg C: damping
     ramp_step: float = 0.05  # rad per policy step during calibration
+    deadman_timeout: float = 0.1  # s without a heartbeat from the runtime -> the dead-man takes over (deadman.py)
 
     def validate(self) -> None:
-        if not 0 < self.max_roll_pitch < np.pi:
-            raise ValueError("max_roll_pitch must be in (0, pi) rad, got %r" % self.max_roll_pitch)
-        if self.stale_target_periods <= 0 or self.state_timeout <= 0:
-            raise ValueError("stale_target_periods and state_timeout must be positive")
-        if not 0 < self.ramp_step <= 0.1:
-            raise ValueError("ramp_step must be in (0, 0.1] rad per step, got %r" % self.ramp_step)
+        """Every field inside its hard band (finite; no config can switch a limit off)."""
+        for name in BANDS:
+            check_hard(name, getattr(self, name))
+        if self.motor_temp_warn > self.motor_temp_max:
+            raise ValueError("motor_temp_warn = %r must not exceed motor_temp_max = %r"
+                             % (self.motor_temp_warn, self.motor_temp_max))
+
+
+@dataclass(frozen=True)
+class Band:
+    """Allowed values of one safety field: ``hard`` always (else refused), ``normal`` without an override."""
+
+    hard: Tuple[float, float]
+    normal: Tuple[float, float]
+    unit: str = ""
+
+
+#: The safety fields' bands (deploy/README.md "Safety limits"). Values outside ``normal`` but inside ``hard``
+#: need ``go1o4 session --unsafe-override safety.FIELD``; outside ``hard`` they are always refused.
+BANDS = {
+    "policy_dt": Band((C.POLICY_DT, C.POLICY_DT), (C.POLICY_DT, C.POLICY_DT), "s"),
+    "stale_target_periods": Band((1.0, 10.0), (2.0, 5.0), "policy periods"),
+    "state_timeout": Band((0.01, 0.5), (0.05, 0.2), "s"),
+    "crc_failures_max": Band((1, 100), (3, 20), "failures"),
+    "crc_window": Band((0.1, 10.0), (0.5, 2.0), "s"),
+    "max_roll_pitch": Band((0.2, 1.6), (0.5, 1.6), "rad"),
+    "motor_temp_warn": Band((30.0, 80.0), (40.0, 60.0), "C"),
+    "motor_temp_max": Band((40.0, 85.0), (60.0, 80.0), "C"),  # <= the Go1 motors' rating (deploy/README.md)
+    "ramp_step": Band((0.001, 0.1), (0.01, 0.05), "rad per step"),
+    "deadman_timeout": Band((0.02, 0.5), (0.05, 0.2), "s"),
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_hard(name: str, value) -> None:
+    """ValueError naming the field, its value and the hard range unless ``value`` is a finite number inside it."""
+    band = BANDS[name]
+    lo, hi = band.hard
+    if not (_is_number(value) and np.isfinite(value) and lo <= value <= hi):
+        raise ValueError("%s = %r is outside its allowed range [%g, %g] %s (safety limits cannot be switched off)"
+                         % (name, value, lo, hi, band.unit))
+
+
+def outside_normal(limits: "SafetyLimits") -> List[Tuple[str, float, Band]]:
+    """The fields inside their hard band but outside the normal one: (name, value, band)."""
+    out = []
+    for name, band in BANDS.items():
+        v = getattr(limits, name)
+        if not band.normal[0] <= v <= band.normal[1]:
+            out.append((name, v, band))
+    return out
 
 
 @dataclass

@@ -137,6 +137,7 @@ class RuntimeSession(PolicyStep, EpisodeHandling):
                 self._end_episode("truncation", "logging_toggled", None)
 
     def _enter(self, state: int, text: str, reason: str = "") -> None:
+        self._last_input = None  # cache warm-up only while RUNNING (a new RUNNING step sets it again)
         if self.episode is not None:
             self._end_episode("truncation", reason or "operator_stop", None)
         if state == S.DAMPING or state == S.ESTOP:
@@ -228,7 +229,7 @@ class RuntimeSession(PolicyStep, EpisodeHandling):
                 "truncation", cause, None, "")
             self.request = None
         self.state = S.ESTOP if cause == S.ESTOP_BUTTON else S.DAMPING
-        self.calibrated = False
+        self.calibrated, self._last_input = False, None
         self.message("DAMPING after %s%s: %s" % (cause, "" if ev is None else " (%s)" % ev.detail,
                                                  "calibrate again (c / R2) when it is safe"))
 

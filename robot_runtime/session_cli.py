@@ -20,7 +20,7 @@ import signal
 import sys
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
-from go1o4.robot_runtime.session_config import SessionConfig, load_session_config
+from go1o4.robot_runtime.session_config import SessionConfig, load_session_config, unsafe_fields
 
 from go1o4.config import ConfigError, to_dict
 
@@ -43,21 +43,26 @@ def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot
     from go1o4.robot_runtime.session import RuntimeSession
 
     messages: List[str] = []
+    live: List[Any] = []  # the session once built: the log's later messages reach the operator at once
+
+    def relay(msg: str) -> None:
+        (live[0].message if live else messages.append)(msg)
 
     clock = LockstepClock() if lockstep else WallClock(cfg.runtime.spin_s)
     if robot is not None:
         robot_port = robot.port
     link = SdkLink(robot_ip, robot_port, local_port=local_port)
     t265, episode_log = _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock,
-                                 metadata, messages)
+                                 metadata, relay)
     session = RuntimeSession(cfg, link, policy, clock=clock, t265=t265, log=episode_log, inputs=inputs, robot=robot,
                              on_message=on_message)
     for m in messages:
         session.message(m)
+    live.append(session)
     return session
 
 
-def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, messages):
+def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock, metadata, on_message):
     """The T265 reader thread and the episode log (logger process in real time)."""
     from go1o4.robot_runtime.clock import inherited_priority
     from go1o4.robot_runtime.episode_log import EpisodeLog
@@ -78,7 +83,7 @@ def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend,
                 "clock": "lockstep" if lockstep else "wall", "policy_path": getattr(policy, "path", None)}
         meta.update(metadata or {})
         episode_log = EpisodeLog(cfg.logging.log_dir, meta, cfg.logging.flush_every_s,
-                                 log_backend or ("direct" if lockstep else "process"), on_message=messages.append)
+                                 log_backend or ("direct" if lockstep else "process"), on_message=on_message)
     return t265, episode_log
 
 
@@ -114,6 +119,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-t265", action="store_true", help="run without the T265 (no reward, no episode cuts)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.add_argument("--json", help="write a summary (timing, episodes) here")
+    p.add_argument("--unsafe-override", action="append", default=[], metavar="safety.FIELD",
+                   help="accept this safety field outside its normal band (never outside its hard band; "
+                        "printed in red, recorded in the session metadata)")
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -129,12 +137,15 @@ def run(args) -> int:
     overrides = list(args.set) + (["logging.log_dir=%s" % args.log_dir] if args.log_dir else [])
     overrides += ["logging.enabled_at_start=true"] if args.log else []
     try:
-        cfg = load_session_config(args.config, overrides)
+        cfg = load_session_config(args.config, overrides, unsafe_override=args.unsafe_override)
+        unsafe = unsafe_fields(cfg, args.unsafe_override)
         script = load_script(args.script) if args.script else None
         policy = OnnxPolicy.load(args.policy)
     except (ConfigError, PolicyLoadError, ContractMismatch) as e:
         return _fail(str(e))
     printer = StatusPrinter(enabled=not args.quiet)
+    for name, value in unsafe.items():  # red, before anything moves
+        sys.stderr.write("\033[1;31mUNSAFE OVERRIDE: %s = %r (outside its normal band)\033[0m\n" % (name, value))
     robot = None
     lockstep = args.sim_mode == "lockstep" and not args.robot_ip
     try:
@@ -154,21 +165,32 @@ def run(args) -> int:
     inputs: List[Any] = [RemoteInput(cfg.remote, cfg.commands), keyboard]
     if script is not None:
         inputs.append(ScriptInput(script, cfg.commands.key_step))
-    code, session = 0, None
+    code, session, deadman = 0, None, None
     old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     outbox: Deque[str] = collections.deque()  # the policy thread never writes to the terminal itself
+    sim_dead: List[Any] = []
 
     def show() -> None:
+        if robot is not None and robot.proc is not None and robot.proc.poll() is not None and not sim_dead:
+            sim_dead.append(robot.proc.returncode)  # said once, in words (the watchdog's state_lost says damping)
+            outbox.append("the simulated Go1 process exited (code %s): no robot state any more; the runtime sends "
+                          "damping; episodes so far are kept%s" % (robot.proc.returncode, (
+                              " in " + session.log.session_path) if session is not None and session.log else ""))
         while outbox:
             printer.message(outbox.popleft())
         if session is not None:
             printer.update(snapshot(session))
     try:
         session = build_session(cfg, policy, ip, port, 0 if not args.robot_ip else cfg.robot.local_port, lockstep,
-                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append)
+                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append,
+                                metadata={"unsafe_override": unsafe})
         outbox.append("policy %s (sha256 %s...), robot %s:%d, %s clock; %s"
                         % (args.policy, policy.sha256[:12], ip, port, "lock-step" if lockstep else "wall",
                            "log dir " + (session.log.session_path or "-") if session.log else "no log"))
+        if not lockstep:  # real time: a separate process damps the robot if this one dies or hangs (issue 14.2)
+            deadman = _start_deadman(cfg, session, ip, port, 0 if not args.robot_ip else cfg.robot.local_port)
+            outbox.append("dead-man watching (PID %d): damping if this runtime stops for %.0f ms"
+                          % (deadman.proc.pid, 1e3 * cfg.safety.deadman_timeout))
         if keyboard.active:
             outbox.append(KEYS_HELP)
         show()
@@ -180,6 +202,8 @@ def run(args) -> int:
         code = 1
     finally:
         keyboard.close()
+        if deadman is not None:  # a normal end: goodbye first (closing the log can take longer than its timeout)
+            deadman.close()
         if session is not None:
             session.close()
             show()
@@ -195,6 +219,18 @@ def run(args) -> int:
             robot.close()
         signal.signal(signal.SIGTERM, old_term)
     return code
+
+
+def _start_deadman(cfg: SessionConfig, session, ip: str, port: int, local_port: int):
+    """The dead-man process (robot_runtime/deadman.py), fed a heartbeat by the link loop at every period."""
+    from go1o4.robot_runtime.deadman import Deadman
+
+    folder = session.log.session_path if session.log is not None and session.log.session_path else ""
+    dm = Deadman.start(ip, port, local_port, cfg.safety.deadman_timeout, cfg.remote.estop,
+                       os.path.join(folder, "deadman.jsonl") if folder else "",
+                       priority=cfg.runtime.rt_priority + 1 if cfg.runtime.rt_priority else 0)
+    session.loop.heartbeat = dm.beat
+    return dm
 
 
 def session_summary(session) -> Dict[str, Any]:

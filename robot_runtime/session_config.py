@@ -12,14 +12,15 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from go1o4.robot_runtime.reward import ONLINE_REWARDS
-from go1o4.robot_runtime.safety import SafetyLimits
+from go1o4.robot_runtime.safety import BANDS, SafetyLimits, outside_normal
 from go1o4.robot_runtime.t265.source import T265Config
 from go1o4.robot_runtime.wire import BUTTON_BITS
 
 from go1o4 import contract as C
-from go1o4.config import load_config
+from go1o4.config import ConfigError, load_config
 
 STICK_AXES = ("lx", "ly", "rx", "ry")
+MAX_COMMAND = 3.0  # m/s, rad/s: no stick may command more (the Go1 runs at most ~3.5 m/s)
 
 
 @dataclass
@@ -51,8 +52,8 @@ class CommandsConfig:
     def validate(self) -> None:
         for name in ("vx", "vy", "yaw_rate"):
             r = getattr(self, name)
-            if len(r) != 2 or not r[0] <= 0.0 <= r[1]:
-                raise ValueError("%s must be [min <= 0, max >= 0], got %r" % (name, r))
+            if len(r) != 2 or not -MAX_COMMAND <= r[0] <= 0.0 <= r[1] <= MAX_COMMAND:
+                raise ValueError("%s must be [min <= 0, max >= 0] within +-%g, got %r" % (name, MAX_COMMAND, r))
         if not 0.0 <= self.deadzone < 1.0:
             raise ValueError("deadzone must be in [0, 1), got %r" % self.deadzone)
         if len(self.key_step) != 3 or min(self.key_step) <= 0:
@@ -104,6 +105,8 @@ class RemoteMapConfig:
     def validate(self) -> None:
         for name in ("calibrate_start_pause", "toggle_logging", "estop"):
             _check_combos(name, getattr(self, name))
+        if not self.estop:
+            raise ValueError("estop = [] : at least one e-stop button combination is required (e.g. [[B]])")
         if self.hold_s < 0:
             raise ValueError("hold_s must be >= 0, got %r" % self.hold_s)
 
@@ -154,8 +157,9 @@ class RuntimeConfig:
     def validate(self) -> None:
         if self.episode_steps < 1:
             raise ValueError("episode_steps must be >= 1, got %r" % self.episode_steps)
-        if not (self.calibrate_kp > 0 and self.calibrate_kd >= 0 and self.settle_s >= 0):
-            raise ValueError("need calibrate_kp > 0, calibrate_kd >= 0, settle_s >= 0")
+        if not (0 < self.calibrate_kp <= 60.0 and 0 <= self.calibrate_kd <= 5.0 and 0 <= self.settle_s <= 10.0):
+            raise ValueError("need calibrate_kp in (0, 60], calibrate_kd in [0, 5], settle_s in [0, 10] (got %r, %r, %r)"
+                             % (self.calibrate_kp, self.calibrate_kd, self.settle_s))
         if not (0 < self.link_miss_tolerance_s < C.LINK_DT and 0 < self.policy_miss_tolerance_s < C.POLICY_DT):
             raise ValueError("miss tolerances must be shorter than the loop periods (2 ms, 20 ms)")
         if not (0 <= self.spin_s < C.LINK_DT and 0 < self.switch_interval_s <= 0.005
@@ -187,6 +191,35 @@ class SessionConfig:
             raise ValueError("safety.policy_dt must be the contract's %g s, got %r" % (C.POLICY_DT, self.safety.policy_dt))
 
 
-def load_session_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> SessionConfig:
-    """Defaults <- robot YAML ``path`` <- ``key=value`` overrides; raises go1o4.config.ConfigError."""
-    return load_config(SessionConfig, path, overrides=overrides)
+def load_session_config(path: Optional[str] = None, overrides: Sequence[str] = (),
+                        unsafe_override: Optional[Sequence[str]] = None) -> SessionConfig:
+    """Defaults <- robot YAML ``path`` <- ``key=value`` overrides; raises go1o4.config.ConfigError.
+
+    Safety fields must be inside their hard band always (:data:`robot_runtime.safety.BANDS`). With
+    ``unsafe_override`` given (the CLI's ``--unsafe-override``, ``[]`` if none), a field outside its normal
+    band is refused unless named there ("safety.state_timeout"); ``None`` skips that check (Python API).
+    """
+    cfg = load_config(SessionConfig, path, overrides=overrides)
+    if unsafe_override is not None:
+        unsafe_fields(cfg, unsafe_override)
+    return cfg
+
+
+def unsafe_fields(cfg: SessionConfig, allowed: Sequence[str]) -> Dict[str, float]:
+    """{"safety.FIELD": value} outside the normal band, all in ``allowed``; else ConfigError naming them."""
+    unknown = sorted(set(a for a in allowed if a.split(".", 1)[-1] not in BANDS))
+    if unknown:
+        raise ConfigError("--unsafe-override %s: not a safety field (fields: %s)"
+                          % (", ".join(unknown), ", ".join("safety." + b for b in BANDS)))
+    allowed_names = set(a.split(".", 1)[-1] for a in allowed)
+    out, refused = {}, []
+    for name, value, band in outside_normal(cfg.safety):
+        if name in allowed_names:
+            out["safety." + name] = value
+        else:
+            refused.append("safety.%s = %r is outside the normal range [%g, %g] %s (hard limits [%g, %g]): pass "
+                           "--unsafe-override safety.%s to use it" % (name, value, band.normal[0], band.normal[1],
+                                                                      band.unit, band.hard[0], band.hard[1], name))
+    if refused:
+        raise ConfigError("; ".join(refused))
+    return out

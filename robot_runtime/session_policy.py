@@ -108,7 +108,7 @@ class PolicyStep:
     def prewarm(self) -> None:
         """Run the last step's policy on its last input, result unused: its weights are in cache at the deadline."""
         last = self._last_input
-        if last is not None:
+        if last is not None and self.state == S.RUNNING:  # never while the robot is in damping (issue 14.4)
             last[0].act(last[1])
             self.prewarms += 1
 

@@ -168,7 +168,8 @@ class EpisodeRecorder:
         self.flush(first_sends)
         if ep.logged:
             self.log.end_episode(end, reason)
-        result = ep.result(end, reason, final_pin, self.log.episode_path if ep.logged else "", wall)
+        on_disk = ep.logged and self.log.ok and self.log.episode_steps > 0  # never "logged" with 0 steps or an error
+        result = ep.result(end, reason, final_pin, self.log.episode_path if on_disk else "", wall)
         self.episode = None
         self.done += 1
         self.results = (self.results + [result])[-20:]

@@ -111,3 +111,26 @@ def realtime_sim(cfg, priority: int = 30, **kw):
     except (OSError, AttributeError):
         pass
     return robot
+
+
+def failing_policy(folder: str) -> str:
+    """Declares obs (B, 290) -> action (B, 12) like a good policy, but every call fails inside ONNX Runtime
+    (a Reshape of the 290 inputs into rows of 7)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = os.path.join(folder, "failing.onnx")
+    inits = [numpy_helper.from_array(np.array([-1, 7], dtype=np.int64), "shape7"),
+             numpy_helper.from_array(np.zeros((7, C.NUM_ACTIONS), dtype=np.float32), "W")]
+    nodes = [helper.make_node("Reshape", ["obs", "shape7"], ["rows"]),
+             helper.make_node("MatMul", ["rows", "W"], ["action"])]
+    graph = helper.make_graph(nodes, "failing_policy",
+                              [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", C.POLICY_INPUT_DIM])],
+                              [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", C.NUM_ACTIONS])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    save_contract(os.path.splitext(path)[0] + ".yaml", make_contract())
+    return path

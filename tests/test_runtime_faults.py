@@ -349,8 +349,8 @@ def test_kill9_runtime_mid_episode_log_recoverable(policy_path, tmp_path):
         while time.monotonic() < deadline and not list(logs.glob("*/episode_00000.h5")):
             time.sleep(0.2)
         time.sleep(3.0)  # ~150 steps into the episode
-        kids = _children(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
+        kids = [k for k in _children(proc.pid) if b"deadman" not in open("/proc/%d/cmdline" % k, "rb").read()]
+        os.kill(proc.pid, signal.SIGKILL)  # (its dead-man takes over the robot: tests/test_deadman.py)
         proc.wait(10)
         t_end = time.monotonic() + 10
         while time.monotonic() < t_end and any(_alive(k) for k in kids):
@@ -359,6 +359,9 @@ def test_kill9_runtime_mid_episode_log_recoverable(policy_path, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        from go1o4.robot_runtime.deadman import stop_previous
+
+        stop_previous("127.0.0.1", robot.port)
         robot.close()
     from go1o4.data.reader import open_dataset
 

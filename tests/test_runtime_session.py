@@ -205,6 +205,24 @@ def test_nan_policy_output_goes_to_damping(make):
     assert any("SAFETY bad_action: action is not finite" in m for m in msgs)
     ep = load_episodes(s)[0]
     assert ep.num_steps == r.steps and np.all(np.isfinite(ep["action"])) and ep.reason == S.BAD_ACTION
+    # cache warm-up only while RUNNING: in damping the policy is never called again (issue 14.4)
+    calls = s.prewarms
+    for _ in range(5):
+        s.prewarm()
+    assert s.prewarms == calls and s.state == S.DAMPING
+
+
+def test_policy_failing_when_called_is_refused_at_load(tmp_path, capsys):
+    from go1o4.robot_runtime.policy import PolicyLoadError
+    from runtime_helpers import failing_policy
+
+    from go1o4.cli import main
+    path = failing_policy(str(tmp_path))
+    with pytest.raises(PolicyLoadError, match="fails when run on a neutral input"):
+        OnnxPolicy.load(path)
+    assert main(["session", "--policy", path, "--quiet", "--duration", "1"]) == 2  # before any robot is started
+    err = capsys.readouterr().err
+    assert "fails when run on a neutral input" in err and "Traceback" not in err
 
 
 def test_remote_schedule_drives_the_workflow_and_estop(tmp_path, policies):

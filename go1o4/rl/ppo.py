@@ -9,6 +9,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from go1o4.config import require
 from go1o4.rl.losses import clipped_surrogate, gaussian_entropy, normalize, value_loss
 from go1o4.rl.networks import Critic, GaussianActor
 from go1o4.rl.storage import RolloutStorage
@@ -38,6 +39,7 @@ class PPOConfig:
             raise ValueError("clip must be in (0, 1), got %r" % self.clip)
         if self.epochs < 1 or self.num_minibatches < 1:
             raise ValueError("epochs and num_minibatches must be >= 1")
+        require(self, "", ("actor_lr", "critic_lr", "max_grad_norm"), (), ("value_coef", "entropy_coef"))
 
 
 class PPO:

@@ -180,7 +180,8 @@ class SimulatedGo1:
                 "base_lin_vel_world": p.base_lin_vel_world.tolist(), "base_lin_vel_body": p.base_lin_vel_body.tolist(),
                 "base_ang_vel_body": p.base_ang_vel_body.tolist(), "rpy": p.rpy.tolist(), "q": p.q.tolist(),
                 "dq": p.dq.tolist(), "tau": p.tau.tolist(), "foot_forces": p.foot_forces.tolist(),
-                "motor_mode": self.targets.mode.tolist(), "temperature": self.temperature.tolist(),
+                "motor_mode": self.targets.mode.tolist(), "kp": self.targets.kp.tolist(), "kd": self.targets.kd.tolist(),
+                "temperature": self.temperature.tolist(),
                 "soc": self.soc,
             }
 
