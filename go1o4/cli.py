@@ -17,6 +17,8 @@ COMMANDS = {
     "demo": ("go1o4.robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
     "pretrain": ("go1o4.sim_pretrain.cli_pretrain", "PPO pretraining of the Go1 policy in the vectorised MuJoCo env"),
     "export": ("go1o4.sim_pretrain.cli_export", "export a pretrain checkpoint to ONNX + YAML policy contract"),
+    "import-policy": ("go1o4.sim_pretrain.cli_import_policy",
+                      "walk-these-ways / Uni-O4 actor state_dict -> ONNX + YAML policy contract (checked)"),
     "evaluate": ("go1o4.sim_pretrain.cli_evaluate", "evaluate a policy (ONNX or checkpoint) in MuJoCo at fixed commands"),
     "data": ("go1o4.data.cli", "episode logs and datasets: ls, info, validate, import, build, plot, merge, split, export"),
     "session": ("go1o4.robot_runtime.session_cli", "run a policy on the Go1 (real or simulated): operator workflow, safety, logging"),
