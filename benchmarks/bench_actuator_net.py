@@ -43,13 +43,13 @@ def main() -> int:
     for n in args.robots:
         net = ActuatorNet(n)
         q = np.tile(C.DEFAULT_Q, (n, 1))
-        t_net = per_call(lambda: net.torque(q, q * 0.0, q), args.seconds)
+        t_net = per_call(lambda net=net, q=q: net.torque(q, q * 0.0, q), args.seconds)
         step = {}
         for model in ("ideal_pd", "actuator_net"):
             rb = RobotBatch(["rigid"] * n, motor_model=model)
             for i in range(n):
                 rb.reset(i, np.concatenate([[0, 0, 0.34, 1, 0, 0, 0], C.DEFAULT_Q]), np.zeros(18))
-            step[model] = per_call(lambda: rb.step(np.tile(C.DEFAULT_Q, (n, 1))), args.seconds) / C.DECIMATION
+            step[model] = per_call(lambda rb=rb, q=q: rb.step(q), args.seconds) / C.DECIMATION
         row = {"robots": n, "net_us_per_physics_step": 1e6 * t_net,
                "net_us_per_robot_physics_step": 1e6 * t_net / n,
                "ideal_pd_us_per_physics_step": 1e6 * step["ideal_pd"],

@@ -17,6 +17,8 @@ COMMANDS = {
     "demo": ("go1o4.robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
     "pretrain": ("go1o4.sim_pretrain.cli_pretrain", "PPO pretraining of the Go1 policy in the vectorised MuJoCo env"),
     "export": ("go1o4.sim_pretrain.cli_export", "export a pretrain checkpoint to ONNX + YAML policy contract"),
+    "calibrate": ("go1o4.sim_pretrain.calibration.cli",
+                  "fit the simulated mattress + motor model to the real logs with the authors' policy (report)"),
     "import-policy": ("go1o4.sim_pretrain.cli_import_policy",
                       "walk-these-ways / Uni-O4 actor state_dict -> ONNX + YAML policy contract (checked)"),
     "evaluate": ("go1o4.sim_pretrain.cli_evaluate", "evaluate a policy (ONNX or checkpoint) in MuJoCo at fixed commands"),
