@@ -42,6 +42,7 @@ def test_logged_actions_are_the_imported_mean_plus_its_std_noise(imported, real_
 
     policy = OnnxPolicy.load(imported["onnx"])
     std = np.asarray(yaml.safe_load(open(imported["contract"]))["policy"]["std"])
+    np.testing.assert_allclose(np.exp(policy.contract_log_std()), std, rtol=1e-5)  # the pipeline's collect std
     zs = []
     for f in sorted(glob.glob(os.path.join(str(real_logs_dir), "*", "*.hdf5")))[:6]:
         with h5py.File(f, "r") as h:
