@@ -5,6 +5,7 @@ default); a fall ends it. Reported per command: mean return, mean |vx error| (wh
 after the first 2 s), |vy|/|yaw| errors, falls. Domain randomisation and pushes are off unless
 ``--dr``; observation noise stays on (as on the robot) unless ``--no-noise``.
 """
+import dataclasses
 import json
 import os
 import sys
@@ -73,7 +74,7 @@ def evaluate(policy: PolicyFn, env_cfg, commands: Sequence[Tuple[float, float, f
             alive = np.ones(n, dtype=bool)
             fell = np.zeros(n, dtype=bool)
             ret, length = np.zeros(n), np.zeros(n)
-            err, err_steady, n_steady = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
+            err, err_steady, n_steady, vx_steady = np.zeros((n, 3)), np.zeros(n), np.zeros(n), np.zeros(n)
             t_steady = int(round(steady_after / env_cfg.policy_dt))
             for t in range(steps):
                 prev_critic = info["critic_obs"]
@@ -87,6 +88,7 @@ def evaluate(policy: PolicyFn, env_cfg, commands: Sequence[Tuple[float, float, f
                 err += e * alive[:, None]
                 if t >= t_steady:
                     err_steady += e[:, 0] * alive
+                    vx_steady += v[:, 0] * alive
                     n_steady += alive
                 fell |= term & alive
                 alive &= ~(term | trunc)
@@ -94,26 +96,30 @@ def evaluate(policy: PolicyFn, env_cfg, commands: Sequence[Tuple[float, float, f
             rows.append({"vx": vx, "vy": vy, "yaw": yaw, "episodes": n, "steps": steps, "return": float(ret.mean()),
                          "length": float(length.mean()), "vx_err": float((err[:, 0] / length).mean()),
                          "vx_err_steady": float((err_steady / np.maximum(n_steady, 1)).mean()),
+                         "vx_steady": float((vx_steady / np.maximum(n_steady, 1)).mean()),
                          "vy_err": float((err[:, 1] / length).mean()), "yaw_err": float((err[:, 2] / length).mean()),
                          "falls": int(fell.sum())})
     return rows
 
 
 def format_table(rows: List[Dict[str, float]], title: str = "") -> str:
-    head = "%6s %6s %6s | %8s %7s %8s %10s %8s %8s %6s" % ("vx", "vy", "yaw", "episodes", "return", "|vx err|",
-                                                          "steady", "|vy err|", "|yaw err|", "falls")
+    head = "%6s %6s %6s | %8s %7s %8s %10s %8s %8s %6s %8s" % ("vx", "vy", "yaw", "episodes", "return", "|vx err|",
+                                                               "steady", "|vy err|", "|yaw err|", "falls", "vx real")
     lines = ([title] if title else []) + [head, "-" * len(head)]
     for r in rows:
-        lines.append("%6.2f %6.2f %6.2f | %8d %7.2f %8.3f %10.3f %8.3f %8.3f %6d" % (
+        lines.append("%6.2f %6.2f %6.2f | %8d %7.2f %8.3f %10.3f %8.3f %8.3f %6d %8.3f" % (
             r["vx"], r["vy"], r["yaw"], r["episodes"], r["return"], r["vx_err"], r["vx_err_steady"], r["vy_err"],
-            r["yaw_err"], r["falls"]))
+            r["yaw_err"], r["falls"], r.get("vx_steady", float("nan"))))
     return "\n".join(lines)
 
 
 def add_arguments(p) -> None:
     p.add_argument("policy", help="policy .onnx (with its .yaml contract) or pretrain checkpoint .pt")
     p.add_argument("--config", default=None, help="env config YAML (default: sim_pretrain/configs/flat.yaml)")
-    p.add_argument("--terrain", default="rigid", choices=TERRAIN_CHOICES)
+    p.add_argument("--terrain", default="rigid", choices=TERRAIN_CHOICES,
+                   help="mattress: the calibrated one (sim_pretrain/calibration/REPORT.md)")
+    p.add_argument("--motor-model", default=None, choices=["ideal_pd", "actuator_net"],
+                   help="motor model (default: the config's, ideal_pd)")
     p.add_argument("--vx", type=float, nargs="+", default=[0.5, 1.0])
     p.add_argument("--vy", type=float, default=0.0)
     p.add_argument("--yaw", type=float, default=0.0)
@@ -139,16 +145,20 @@ def run(args) -> int:
     if args.episodes < 1 or args.steps < 1:
         sys.stderr.write("go1o4 evaluate: --episodes and --steps must be >= 1\n")
         return 2
+    if args.motor_model:
+        cfg.env.motor_model = args.motor_model
     env_cfg = evaluation_env_config(cfg.env, args.episodes, args.terrain, args.dr, not args.no_noise, args.workers,
                                     args.seed)
     rows = evaluate(policy, env_cfg, [(vx, args.vy, args.yaw) for vx in args.vx], args.steps)
-    print(format_table(rows, "%s on %s (%d x %.1f s%s)" % (args.policy, args.terrain, args.episodes,
-                                                          args.steps * env_cfg.policy_dt, ", DR" if args.dr else "")))
+    print(format_table(rows, "%s on %s, %s (%d x %.1f s%s)" % (
+        args.policy, args.terrain, env_cfg.motor_model, args.episodes, args.steps * env_cfg.policy_dt,
+        ", DR" if args.dr else "")))
     out = args.json or os.path.join("runs", "eval", "%s_%s.json" % (
         os.path.splitext(os.path.basename(args.policy))[0], args.terrain))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"policy": os.path.abspath(args.policy), "terrain": args.terrain, "dr": args.dr,
+                   "motor_model": env_cfg.motor_model, "ground": dataclasses.asdict(env_cfg.ground),
                    "noise": not args.no_noise, "rows": rows}, f, indent=1)
     print("wrote %s" % out)
     return 0

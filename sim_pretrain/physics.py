@@ -2,13 +2,17 @@
 
 Used by the simulated robot behind the SDK's UDP protocol and as the reference for the vector env.
 The motor law tau = Kp (q_des - q) + Kd (dq_des - dq) + tau_ff, clipped to the torque limits, runs
-inside MuJoCo's actuators at every physics step (see ``model/go1_mjcf.py``).
+inside MuJoCo's actuators at every physics step (see ``model/go1_mjcf.py``). With ``motor_model =
+"actuator_net"`` the servo joints at the policy gains (Kp 20, Kd 0.5, no dq_des/tau_ff) get the
+walk-these-ways actuator network's torque instead (:mod:`sim_pretrain.actuator_net`, history and torque
+updated every 0.005 s as in training); other commands (damping, calibration ramps) keep the PD law.
 """
 import math
 from typing import Optional, Sequence
 
 import mujoco
 import numpy as np
+from go1o4.sim_pretrain.actuator_net import HISTORY_DT, ActuatorNet
 from go1o4.sim_pretrain.model.go1_mjcf import FOOT_GEOMS, FOOT_RADIUS, SENSOR_SLICES, go1_mjcf
 from go1o4.sim_pretrain.model.terrain import TerrainConfig, surface_height
 
@@ -64,7 +68,7 @@ class Go1Physics:
     """A single Go1 on a terrain. Joint arrays are in ``contract.JOINT_NAMES_SIM`` order."""
 
     def __init__(self, terrain: Optional[TerrainConfig] = None, timestep: float = contract.LINK_DT, seed: int = 0,
-                 noslip_iterations: Optional[int] = None):
+                 noslip_iterations: Optional[int] = None, motor_model: str = "ideal_pd", actuator_net: str = ""):
         """``noslip_iterations`` defaults to 3 on soft terrain (no foot creep while standing/lying), else 0."""
         self.terrain = TerrainConfig() if terrain is None else terrain
         if noslip_iterations is None:
@@ -81,6 +85,18 @@ class Go1Physics:
                                                          mujoco.mjtWarning.mjWARN_BADQVEL,
                                                          mujoco.mjtWarning.mjWARN_BADQACC)]
         self._diverged = 0
+        self.net: Optional[ActuatorNet] = None
+        if motor_model == "actuator_net":
+            stride = HISTORY_DT / timestep
+            if abs(stride - round(stride)) > 1e-9 or round(stride) < 1:
+                raise ValueError("actuator_net needs a physics step dividing %g s (e.g. 0.001 or 0.005), got %g"
+                                 % (HISTORY_DT, timestep))
+            self.net, self._stride, self._net_tau = ActuatorNet(1, path=actuator_net), int(round(stride)), None
+            self._cmd = (np.zeros(12), np.zeros(12), np.zeros(12), np.zeros(12), np.zeros(12))
+            self.model.actuator_gainprm[:, 0] = 1.0  # direct torque; forcerange clips
+            self.model.actuator_biasprm[:, :3] = 0.0
+        elif motor_model != "ideal_pd":
+            raise ValueError("motor_model must be ideal_pd or actuator_net, got %r" % (motor_model,))
         self.reset()
 
     # ------------------------------------------------------------------------- commands
@@ -100,6 +116,9 @@ class Go1Physics:
         q_des = np.where(pos_off, 0.0, q_des)
         dq_des = np.where(vel_off, 0.0, dq_des)
         kd = np.where(vel_off, 0.0, kd)
+        if self.net is not None:
+            self._cmd = (q_des, dq_des, kp, kd, tau_ff)
+            return
         m = self.model
         m.actuator_gainprm[:, 0] = kp
         m.actuator_biasprm[:, 0] = tau_ff + kd * dq_des
@@ -113,12 +132,27 @@ class Go1Physics:
 
     # ------------------------------------------------------------------------- stepping
     def step(self, n: int = 1) -> None:
-        mujoco.mj_step(self.model, self.data, nstep=int(n))
+        if self.net is None:
+            mujoco.mj_step(self.model, self.data, nstep=int(n))
+        else:
+            for _ in range(int(n)):
+                self.data.ctrl[:] = self._net_torque()
+                mujoco.mj_step(self.model, self.data)
         count = self._instability_count()
         if count != self._diverged:
             self._diverged = count
             raise PhysicsDivergedError("MuJoCo diverged (NaN/huge qpos, qvel or qacc) near t=%.3f s and reset the "
                                        "state; call reset() before stepping on" % self.data.time)
+
+    def _net_torque(self) -> np.ndarray:
+        """Actuator network where the command is the policy's PD (Kp 20, Kd 0.5), the PD law elsewhere."""
+        q_des, dq_des, kp, kd, tau_ff = self._cmd
+        q, dq = self.data.qpos[7:19], self.data.qvel[6:18]
+        if self._net_tau is None or int(round(self.data.time / self.model.opt.timestep)) % self._stride == 0:
+            self._net_tau = self.net.torque(q[None], dq[None], q_des[None])[0]
+        policy_pd = (kp == contract.KP) & (kd == contract.KD) & (dq_des == 0.0) & (tau_ff == 0.0)
+        pd = kp * (q_des - q) + kd * (dq_des - dq) + tau_ff
+        return contract.clip12(np.where(policy_pd, self._net_tau, pd), -contract.TORQUE_LIMIT, contract.TORQUE_LIMIT)
 
     def _instability_count(self) -> int:
         a, b, c = self._warnings
@@ -148,6 +182,9 @@ class Go1Physics:
         q = np.clip(q, contract.Q_MIN, contract.Q_MAX)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
+        if self.net is not None:
+            self.net.reset()
+            self._net_tau = None
         d.qpos[0:2] = xy
         d.qpos[3:7] = [np.cos(0.5 * yaw), 0.0, 0.0, np.sin(0.5 * yaw)]
         d.qpos[7:19] = q

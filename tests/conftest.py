@@ -7,6 +7,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "uni_o4_go1_mattress_2023_08"
+AUTHORS_POLICY = REPO.parent / "shared" / "data" / "uni_o4_go1_policies" / "ac_weights_000300.pt"
+ACTUATOR_NET = REPO.parent / "shared" / "data" / "walk_these_ways_go1_actuator_net" / "unitree_go1_actuator_net.npz"
 
 
 def free_udp_port() -> int:
@@ -28,6 +30,22 @@ def real_logs_dir() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail("real Go1 logs not found at %s (shared/ must sit beside the repo)" % SHARED_DATA)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def authors_policy_ckpt() -> Path:
+    """The Uni-O4 authors' sim-pretrained actor (shared/data/uni_o4_go1_policies)."""
+    if not AUTHORS_POLICY.exists():
+        pytest.fail("authors' policy not found at %s (shared/ must sit beside the repo)" % AUTHORS_POLICY)
+    return AUTHORS_POLICY
+
+
+@pytest.fixture(scope="session")
+def actuator_net_npz() -> Path:
+    """walk-these-ways' Go1 actuator network as plain arrays (shared/data/walk_these_ways_go1_actuator_net)."""
+    if not ACTUATOR_NET.exists():
+        pytest.fail("actuator network not found at %s (shared/ must sit beside the repo)" % ACTUATOR_NET)
+    return ACTUATOR_NET
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

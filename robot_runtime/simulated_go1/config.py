@@ -27,6 +27,8 @@ class SimRobotConfig:
     remote_schedule: str = ""  # YAML file of remote events (see remote.py); "" = neutral remote
     t265_enabled: bool = False
     terrain: TerrainConfig = field(default_factory=TerrainConfig)
+    motor_model: str = "ideal_pd"  # ideal_pd | actuator_net (walk-these-ways Go1 network, sim_pretrain.actuator_net)
+    actuator_net: str = ""  # .npz of the network ("" = shared/data/walk_these_ways_go1_actuator_net)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -46,6 +48,8 @@ class SimRobotConfig:
                 raise ValueError("%s must be a UDP port number, got %r" % (name, getattr(self, name)))
         if self.control_port is not None and not 0 <= self.control_port <= 65535:
             raise ValueError("control_port must be a UDP port number, got %r" % self.control_port)
+        if self.motor_model not in ("ideal_pd", "actuator_net"):
+            raise ValueError("motor_model must be ideal_pd or actuator_net, got %r" % (self.motor_model,))
         if not self.damping_kd >= 0 or not self.max_lag > 0:
             raise ValueError("need damping_kd >= 0 and max_lag > 0")
         for sub in (self.terrain, self.thermal, self.battery, self.faults, self.t265):

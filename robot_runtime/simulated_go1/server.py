@@ -62,7 +62,8 @@ class SimulatedGo1:
     def __init__(self, cfg: Optional[SimRobotConfig] = None, remote: Optional[RemoteSchedule] = None):
         self.cfg = cfg if cfg is not None else SimRobotConfig()
         self.cfg.validate()
-        self.physics = Go1Physics(self.cfg.terrain, timestep=1.0 / self.cfg.physics_hz, seed=self.cfg.seed)
+        self.physics = Go1Physics(self.cfg.terrain, timestep=1.0 / self.cfg.physics_hz, seed=self.cfg.seed,
+                                  motor_model=self.cfg.motor_model, actuator_net=self.cfg.actuator_net)
         if remote is None and self.cfg.remote_schedule:
             remote = load_remote_schedule(self.cfg.remote_schedule)
         self.remote_schedule = remote

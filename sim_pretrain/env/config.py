@@ -6,11 +6,12 @@ multiplied by the policy dt inside :mod:`sim_pretrain.rewards`.
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from go1o4.sim_pretrain.model.terrain import ENV_TERRAINS
+from go1o4.sim_pretrain.model.terrain import ENV_TERRAINS, TerrainConfig
 
 from go1o4 import contract as C
 
 TERRAIN_CHOICES = ENV_TERRAINS  # sim_pretrain.model.terrain: the one terrain list
+MOTOR_MODELS = ("ideal_pd", "actuator_net")
 
 
 def _default_reward_scales() -> Dict[str, float]:
@@ -88,15 +89,16 @@ class PretrainRewardConfig:
 class DomainRandConfig:
     """Per-episode randomisation (walk-these-ways); ranges are [low, high]."""
 
-    friction: List[float] = field(default_factory=lambda: [0.5, 1.25])
+    friction: List[float] = field(default_factory=lambda: [0.5, 1.25])  # x the terrain's friction (1.0 rigid)
     added_mass: List[float] = field(default_factory=lambda: [-0.5, 1.5])  # kg on the trunk
-    motor_strength: List[float] = field(default_factory=lambda: [0.9, 1.1])  # scales Kp and Kd
+    motor_strength: List[float] = field(default_factory=lambda: [0.9, 1.1])  # scales Kp and Kd (actuator net: torque)
+    motor_offset: List[float] = field(default_factory=lambda: [0.0, 0.0])  # rad added to e (actuator net only)
     latency: List[float] = field(default_factory=lambda: [0.0, 0.03])  # s, action delay
     push_interval: float = 15.0  # s; <= 0 disables pushes
     push_max_vel: float = 1.0  # m/s added to the base xy velocity
 
     def validate(self) -> None:
-        for name in ("friction", "added_mass", "motor_strength", "latency"):
+        for name in ("friction", "added_mass", "motor_strength", "latency", "motor_offset"):
             r = getattr(self, name)
             if len(r) != 2 or r[0] > r[1]:
                 raise ValueError("%s must be [low, high] with low <= high, got %r" % (name, r))
@@ -129,6 +131,9 @@ class EnvConfig:
     num_workers: int = 2  # processes stepping the robots; 0 = in this process
     seed: int = 0
     terrain: str = "rigid"  # rigid | mattress | mixed (fraction ``mattress_fraction`` of robots on a mattress)
+    ground: TerrainConfig = field(default_factory=TerrainConfig)  # terrain parameters (its kind is ``terrain``)
+    motor_model: str = "ideal_pd"  # ideal_pd (PD inside MuJoCo) | actuator_net (walk-these-ways Go1 network)
+    actuator_net: str = ""  # .npz of the actuator network ("" = shared/data/walk_these_ways_go1_actuator_net)
     mattress_fraction: float = 0.5
     episode_steps: int = C.EPISODE_STEPS
     sim_dt: float = C.SIM_DT
@@ -148,6 +153,9 @@ class EnvConfig:
             raise ValueError("num_workers must be >= 0")
         if self.terrain not in TERRAIN_CHOICES:
             raise ValueError("terrain must be one of %s, got %r" % (TERRAIN_CHOICES, self.terrain))
+        if self.motor_model not in MOTOR_MODELS:
+            raise ValueError("motor_model must be one of %s, got %r" % (MOTOR_MODELS, self.motor_model))
+        self.ground.validate()
         if self.episode_steps < 1 or self.decimation < 1 or self.sim_dt <= 0:
             raise ValueError("episode_steps, decimation must be >= 1 and sim_dt > 0")
 

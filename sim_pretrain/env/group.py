@@ -26,8 +26,8 @@ class Go1EnvGroup:
         self.cfg, self.n = cfg, len(terrains)
         self.dt = cfg.policy_dt
         self.rng = np.random.default_rng(seed)
-        self.robots = robots if robots is not None else RobotBatch(terrains, cfg.sim_dt, cfg.decimation,
-                                                                   cfg.solver_iterations)
+        self.robots = robots if robots is not None else RobotBatch(
+            terrains, cfg.sim_dt, cfg.decimation, cfg.solver_iterations, cfg.ground, cfg.motor_model, cfg.actuator_net)
         n = self.n
         self.commands = np.zeros((n, 15))
         self.gait_index = np.zeros(n)
@@ -83,8 +83,11 @@ class Go1EnvGroup:
         self.latency[idx] = lat_sub * cfg.sim_dt
         yaw = rng.uniform(-np.pi, np.pi, size=k)
         q0 = np.clip(C.DEFAULT_Q * rng.uniform(*cfg.init.dof_pos_scale, size=(k, 12)), C.Q_MIN, C.Q_MAX)
-        for j, i in enumerate(idx):
-            self.robots.randomize(i, self.friction[i], self.added_mass[i], self.motor_strength[i], lat_sub[j])
+        offsets = (rng.uniform(*dr.motor_offset, size=(k, 12)) if dr.motor_offset[1] > dr.motor_offset[0]
+                   else np.full((k, 12), dr.motor_offset[0]))
+        for j, i in enumerate(idx):  # self.friction: the contact friction the robot gets (critic input)
+            self.friction[i] = self.robots.randomize(i, self.friction[i], self.added_mass[i], self.motor_strength[i],
+                                                     lat_sub[j], offsets[j])
             qpos = np.concatenate([[0.0, 0.0, cfg.init.base_height, np.cos(yaw[j] / 2), 0.0, 0.0,
                                     np.sin(yaw[j] / 2)], q0[j]])
             qvel = np.zeros(18)

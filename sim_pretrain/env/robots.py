@@ -2,16 +2,23 @@
 
 The model is ``sim_pretrain.model.go1_mjcf``; this module appends the sensors the environment
 needs (foot positions/velocities, joint torques, contact flags) and exposes batched state arrays.
-PD control runs inside MuJoCo at every physics step (``general`` actuators, ctrl = q_des), so a
-policy step is one or two ``mj_step(m, d, nstep)`` calls per robot (two when action latency makes
-the previous target hold for the first substeps).
+Motor models: ``ideal_pd`` runs the PD law inside MuJoCo at every physics step (``general`` actuators,
+ctrl = q_des), so a policy step is one or two ``mj_step(m, d, nstep)`` calls per robot (two when action
+latency makes the previous target hold for the first substeps); ``actuator_net`` computes every physics
+step's torque with :mod:`sim_pretrain.actuator_net` (actuators switched to direct torque).
+
+Terrain friction: the terrain geoms have contact priority, so their friction is the contact's. Domain
+randomisation multiplies it (rigid 1.0, mattress ``TerrainConfig.mattress_friction``); the robot's own
+geoms keep theirs.
 """
 import copy
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mujoco
 import numpy as np
+from go1o4.sim_pretrain.actuator_net import ActuatorNet
 from go1o4.sim_pretrain.model import TerrainConfig, go1_mjcf
+from go1o4.sim_pretrain.model.terrain import with_kind
 
 from go1o4 import contract as C
 
@@ -32,9 +39,9 @@ def _extra_sensors_xml() -> str:
     return "\n    ".join(s)
 
 
-def build_model_xml(terrain_kind: str, sim_dt: float) -> str:
-    """Go1 MJCF on a ``rigid`` or ``mattress`` terrain, with the environment's sensors appended."""
-    xml = go1_mjcf(TerrainConfig(kind=terrain_kind), timestep=sim_dt)
+def build_model_xml(terrain_kind: str, sim_dt: float, ground: Optional[TerrainConfig] = None) -> str:
+    """Go1 MJCF on terrain ``terrain_kind`` with ``ground``'s parameters, with the environment's sensors appended."""
+    xml = go1_mjcf(with_kind(ground or TerrainConfig(), terrain_kind), timestep=sim_dt)
     if "</sensor>" not in xml:
         raise RuntimeError("sim_pretrain.model.go1_mjcf returned a model without a <sensor> block")
     return xml.replace("</sensor>", "    " + _extra_sensors_xml() + "\n  </sensor>")
@@ -62,15 +69,16 @@ def latency_runs(latency_substeps: int, decimation: int) -> List[Tuple[int, int]
 
 
 class RobotBatch:
-    """M Go1 robots; ``terrains[i]`` is "rigid" or "mattress"."""
+    """M Go1 robots; ``terrains[i]`` is a terrain kind ("rigid", "mattress", ...) with ``ground``'s parameters."""
 
     def __init__(self, terrains: Sequence[str], sim_dt: float = C.SIM_DT, decimation: int = C.DECIMATION,
-                 solver_iterations: int = 0):
+                 solver_iterations: int = 0, ground: Optional[TerrainConfig] = None, motor_model: str = "ideal_pd",
+                 actuator_net: str = ""):
         self.n, self.decimation = len(terrains), decimation
         self.terrains = list(terrains)
         bases: Dict[str, mujoco.MjModel] = {}
         for kind in sorted(set(terrains)):
-            m = mujoco.MjModel.from_xml_string(build_model_xml(kind, sim_dt))
+            m = mujoco.MjModel.from_xml_string(build_model_xml(kind, sim_dt, ground))
             if solver_iterations > 0:
                 m.opt.iterations = solver_iterations
             bases[kind] = m
@@ -80,8 +88,18 @@ class RobotBatch:
         self._check_layout(m0)
         self.trunk_id = m0.body("trunk").id
         self.base_mass = float(m0.body_mass[self.trunk_id])
-        self.base_friction = [m.geom_friction[:, 0].copy() for m in self.models]
+        self.terrain_geoms = [np.array([g for g in range(m.ngeom) if m.geom_bodyid[g] == 0]) for m in self.models]
+        self.base_friction = [m.geom_friction[g, 0].copy() for m, g in zip(self.models, self.terrain_geoms)]
         self.kp, self.kd = float(m0.actuator_gainprm[0, 0]), float(-m0.actuator_biasprm[0, 2])
+        self.motor_model = motor_model
+        self.net: Optional[ActuatorNet] = None
+        if motor_model == "actuator_net":
+            self.net = ActuatorNet(self.n, path=actuator_net)
+            for m in self.models:  # direct torque: ctrl = tau, clipped by the actuators' forcerange
+                m.actuator_gainprm[:, 0] = 1.0
+                m.actuator_biasprm[:, :3] = 0.0
+        elif motor_model != "ideal_pd":
+            raise ValueError("motor_model must be ideal_pd or actuator_net, got %r" % (motor_model,))
 
         def sl(name, size):
             adr = int(m0.sensor(name).adr[0])
@@ -114,14 +132,20 @@ class RobotBatch:
 
     # ------------------------------------------------------------------ randomisation / reset
     def randomize(self, i: int, friction: float, added_mass: float, motor_strength: float,
-                  latency_substeps: int) -> None:
+                  latency_substeps: int, motor_offset=0.0) -> float:
+        """Per-episode parameters of robot i; returns the contact friction (terrain friction x ``friction``)."""
         m = self.models[i]
-        m.geom_friction[:, 0] = friction
+        m.geom_friction[self.terrain_geoms[i], 0] = self.base_friction[i] * friction
         m.body_mass[self.trunk_id] = self.base_mass + added_mass
-        m.actuator_gainprm[:, 0] = self.kp * motor_strength
-        m.actuator_biasprm[:, 1] = -self.kp * motor_strength
-        m.actuator_biasprm[:, 2] = -self.kd * motor_strength
+        if self.net is not None:
+            self.net.strength[i] = motor_strength
+            self.net.offset[i] = motor_offset
+        else:
+            m.actuator_gainprm[:, 0] = self.kp * motor_strength
+            m.actuator_biasprm[:, 1] = -self.kp * motor_strength
+            m.actuator_biasprm[:, 2] = -self.kd * motor_strength
         self._runs[i] = latency_runs(latency_substeps, self.decimation)
+        return float(np.max(m.geom_friction[self.terrain_geoms[i], 0]))
 
     def reset(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         m, d = self.models[i], self.datas[i]
@@ -129,7 +153,9 @@ class RobotBatch:
         d.qpos[:] = qpos
         d.qvel[:] = qvel
         self.targets[i] = qpos[7:19]
-        d.ctrl[:] = qpos[7:19]
+        d.ctrl[:] = qpos[7:19] if self.net is None else 0.0
+        if self.net is not None:
+            self.net.reset([i])
         mujoco.mj_forward(m, d)
         self._read(i)
 
@@ -141,11 +167,29 @@ class RobotBatch:
         """Apply new joint targets (M, 12) for one policy step (``decimation`` physics steps)."""
         self.targets[:, 1:] = self.targets[:, :-1]
         self.targets[:, 0] = q_des
+        if self.net is not None:
+            self._step_net()
+            return
         for i in range(self.n):
             m, d = self.models[i], self.datas[i]
             for delay, nstep in self._runs[i]:
                 d.ctrl[:] = self.targets[i, delay]
                 mujoco.mj_step(m, d, nstep)
+            self._read(i)
+
+    def _step_net(self) -> None:
+        """Actuator network: every physics step, all robots' torques in one batched evaluation."""
+        delays = [[dly for dly, k in runs for _ in range(k)] for runs in self._runs]
+        rows = np.arange(self.n)
+        for j in range(self.decimation):
+            q_des = self.targets[rows, [dl[j] for dl in delays]]
+            q = np.stack([d.qpos[7:19] for d in self.datas])
+            dq = np.stack([d.qvel[6:18] for d in self.datas])
+            tau = self.net.torque(q, dq, q_des)
+            for i, (m, d) in enumerate(zip(self.models, self.datas)):
+                d.ctrl[:] = tau[i]
+                mujoco.mj_step(m, d)
+        for i in range(self.n):
             self._read(i)
 
     def step_bare(self, nsteps: int, action_std: float = 0.3, seed: int = 0) -> None:

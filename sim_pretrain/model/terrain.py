@@ -17,29 +17,42 @@ from typing import Tuple
 import numpy as np
 
 #: The one terrain list. Ground of one robot (the model, the simulated Go1): rigid floor, latex mattress
-#: everywhere, or a mattress patch on a rigid floor.
-TERRAIN_KINDS = ("rigid", "mattress", "patch")
+#: everywhere (the calibrated one), a mattress patch on a rigid floor, or the pre-calibration mattress.
+TERRAIN_KINDS = ("rigid", "mattress", "patch", "mattress_soft_legacy")
+SOFT_KINDS = ("mattress", "patch", "mattress_soft_legacy")
 #: The vectorised pretraining env (sim_pretrain.env.config) also takes "mixed": a fraction of its robots on the
 #: mattress, the rest on rigid ground (every robot's own ground is one of TERRAIN_KINDS).
 ENV_TERRAINS = TERRAIN_KINDS + ("mixed",)
+#: The mattress every figure before the calibration (issue 15) was measured on: K 1200 N/m, B 20 N s/m,
+#: mu 0.8 (which the vector env then overwrote with 1.0). Kept for comparison as ``mattress_soft_legacy``.
+LEGACY_MATTRESS = {"mattress_stiffness": 1200.0, "mattress_damping": 20.0, "mattress_friction": 0.8,
+                   "mattress_thickness": 0.15}
 
 
 @dataclasses.dataclass
 class TerrainConfig:
     """Ground the robot stands on. Units SI; stiffness/damping as felt by one Go1 foot."""
 
-    kind: str = "rigid"  # "rigid" | "mattress" | "patch" (mattress patch on a rigid floor)
+    kind: str = "rigid"  # "rigid" | "mattress" | "patch" (mattress patch on a rigid floor) | "mattress_soft_legacy"
     friction: float = 1.0  # rigid floor, legged_gym default
     floor_size: float = 20.0  # half extent of the floor plane (m); the plane is infinite for physics
-    # latex mattress
-    mattress_stiffness: float = 1200.0  # N/m per foot: ~3 cm sink under a standing Go1's ~31 N per foot
-    mattress_damping: float = 20.0  # N s/m per foot: damping ratio ~0.15 on a 3.2 kg quarter-robot (bouncy)
-    mattress_friction: float = 0.8  # fabric cover on latex
+    # latex mattress, calibrated against the real logs with the authors' policy (sim_pretrain/calibration/REPORT.md):
+    # a standing Go1 sinks ~9 cm, where the densifying foam (solimp over the thickness) carries it
+    mattress_stiffness: float = 100.0  # N/m per foot at the surface (the pre-calibration value was 1200)
+    mattress_damping: float = 6.0  # N s/m per foot
+    mattress_friction: float = 1.0  # rubber foot on the fabric cover
     mattress_thickness: float = 0.15  # m, typical latex mattress core
     surface_impedance: float = 0.1  # MuJoCo impedance d at the surface (small d = spring-like contact)
     bottom_impedance: float = 0.95  # impedance reached at full thickness (foam densification)
     mattress_size: Tuple[float, float] = (2.0, 1.4)  # "patch": full length x width of the patch (m)
     mattress_center: Tuple[float, float] = (1.5, 0.0)  # "patch": patch centre on the floor (m)
+
+    def __post_init__(self) -> None:
+        """``mattress_soft_legacy``: the pre-calibration mattress (LEGACY_MATTRESS) wherever a field keeps its default."""
+        if self.kind == "mattress_soft_legacy":
+            for name, value in LEGACY_MATTRESS.items():
+                if getattr(self, name) == _DEFAULTS[name]:
+                    setattr(self, name, value)
 
     def validate(self) -> None:
         if self.kind not in TERRAIN_KINDS:
@@ -63,7 +76,15 @@ class TerrainConfig:
 
     @property
     def is_soft(self) -> bool:
-        return self.kind in ("mattress", "patch")
+        return self.kind in SOFT_KINDS
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TerrainConfig)}
+
+
+def with_kind(cfg: TerrainConfig, kind: str) -> TerrainConfig:
+    """``cfg``'s parameters on terrain ``kind`` (the legacy kind swaps in its own mattress where cfg has defaults)."""
+    return dataclasses.replace(cfg, kind=kind)
 
 
 def mattress_solref(cfg: TerrainConfig, foot_invweight: float) -> Tuple[float, float]:
@@ -107,7 +128,7 @@ def terrain_xml(cfg: TerrainConfig, foot_invweight: float) -> str:
     soft = ('priority="3" friction="%g 0.005 0.0001" contype="0" conaffinity="1" condim="3" '
             'solref="%.6g %.6g" solimp="%g %g %g %g %g" material="mattress_mat"'
             % ((cfg.mattress_friction, k, b) + mattress_solimp(cfg)))
-    if cfg.kind == "mattress":
+    if cfg.kind in ("mattress", "mattress_soft_legacy"):
         return '<geom name="mattress" type="plane" size="%g %g 0.05" %s/>' % (cfg.floor_size, cfg.floor_size, soft)
     sx, sy = 0.5 * cfg.mattress_size[0], 0.5 * cfg.mattress_size[1]
     t = 0.5 * cfg.mattress_thickness
