@@ -34,10 +34,11 @@ def _envelope(t: np.ndarray, y: np.ndarray, max_points: int) -> tuple:
 
 
 def plot_episode(ep: Episode, out_png: str, reward: Optional[str] = None,
-                 window: Optional[Tuple[float, float]] = None, max_points: int = 2000) -> str:
+                 window: Optional[Tuple[float, float]] = None, max_points: int = 2000, long_s: float = 20.0) -> str:
     """Velocity tracking, attitude (roll/pitch), joint tracking, reward and named safety events over time.
 
-    ``window`` (start, end) in seconds zooms in; longer episodes are drawn as min/max envelopes.
+    ``window`` (start, end) in seconds zooms in; long series are drawn as min/max envelopes (``max_points``) and
+    spans over ``long_s`` show joint tracking as a moving RMS error per leg instead of the raw thigh angles.
     """
     plt = _pyplot()
     ser = episode_series(ep)
@@ -80,12 +81,21 @@ def plot_episode(ep: Episode, out_png: str, reward: Optional[str] = None,
     ax = axes[3]
     if "q" in ep.steps and "q_des" in ep.steps:
         q, qd = np.asarray(ep.steps["q"]), np.asarray(ep.steps["q_des"])
-        for k, leg in enumerate(C.LEGS_SIM):
-            j = 3 * k + 1  # thigh joints
-            line(ax, q[:, j], color="C%d" % k, label="%s thigh q" % leg)
-            line(ax, qd[:, j], "--", color="C%d" % k, alpha=0.6, label="%s thigh q_des" % leg)
         rms = np.sqrt(np.mean((q[idx] - qd[idx]) ** 2))
-        ax.set_title("joint tracking (thighs; RMS |q - q_des| over all joints %.3f rad)" % rms)
+        if t[-1] - t[0] > long_s:  # raw gait oscillations are a solid band at this scale: 0.5 s moving RMS per leg
+            k_win = max(1, int(0.5 * ep.rate_hz))
+            kernel = np.ones(k_win) / k_win
+            for k, leg in enumerate(C.LEGS_SIM):
+                e2 = np.mean((q[:, 3 * k:3 * k + 3] - qd[:, 3 * k:3 * k + 3]) ** 2, axis=1)
+                line(ax, np.sqrt(np.convolve(e2, kernel, mode="same")), color="C%d" % k, label="%s leg" % leg)
+            ax.set_title("joint tracking: 0.5 s moving RMS |q - q_des| per leg (overall %.3f rad; "
+                         "--window START:END for raw q vs q_des)" % rms)
+        else:
+            for k, leg in enumerate(C.LEGS_SIM):
+                j = 3 * k + 1  # thigh joints
+                line(ax, q[:, j], color="C%d" % k, label="%s thigh q" % leg)
+                line(ax, qd[:, j], "--", color="C%d" % k, alpha=0.6, label="%s thigh q_des" % leg)
+            ax.set_title("joint tracking (thighs; RMS |q - q_des| over all joints %.3f rad)" % rms)
         ax.legend(loc="upper right", ncol=4, fontsize=7)
     else:
         ax.set_title("joint tracking: q / q_des not logged")
@@ -101,7 +111,7 @@ def plot_episode(ep: Episode, out_png: str, reward: Optional[str] = None,
     ax.set_ylabel("reward")
     _safety_panel(axes[5], ep, ser["t"], window)
     axes[5].set_xlabel("time (s)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
     return out_png

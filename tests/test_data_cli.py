@@ -1,5 +1,5 @@
-"""`go1o4 data` end to end on a few real log sessions: import, ls/info, validate, build, split/merge, plot, export."""
-import json
+"""`go1o4 data` end to end on a few real log sessions: import, ls/info, validate, build, split/merge, plot, export
+(Minari, LeRobot and the rerun viewer: tests/test_data_ecosystem.py)."""
 import os
 
 import h5py
@@ -63,16 +63,12 @@ def test_data_command_end_to_end(real_logs_dir, tmp_path, capsys):
         assert f["terminals"].dtype == bool and f["terminals"][()].sum() == 1
         np.testing.assert_array_equal(f["next_observations"][()], ds.next_observations)
 
-    minari = str(tmp_path / "minari")
-    assert main(["data", "export", str(src / SESSIONS[1]), "--format", "minari", "-o", minari]) == 0
-    meta = json.load(open(os.path.join(minari, "data", "metadata.json")))
-    assert meta["data_format"] == "hdf5" and meta["total_episodes"] == 1
-    assert json.loads(meta["observation_space"])["shape"] == [290]
-    with h5py.File(os.path.join(minari, "data", "main_data.hdf5"), "r") as f:
-        g = f["episode_0"]
-        n = g.attrs["total_steps"]
-        assert n == meta["total_steps"] == 914 and g["observations"].shape == (n + 1, 290)
-        assert g["actions"].shape == (n, 12) and g["terminations"][-1] and not g["truncations"][()].any()
+    import d3rlpy  # the D4RL export as d3rlpy's own MDPDataset
+
+    with h5py.File(d4rl, "r") as f:
+        mdp = d3rlpy.dataset.MDPDataset(f["observations"][()], f["actions"][()], f["rewards"][()],
+                                        f["terminals"][()], timeouts=f["timeouts"][()])
+    assert mdp.transition_count == len(ds) and len(mdp.episodes) == ds.num_episodes
 
     assert main(["data", "ls", str(tmp_path / "nowhere")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
