@@ -50,6 +50,9 @@ def run(args) -> int:
     except (ConfigError, DatasetError, PretrainedError) as e:
         sys.stderr.write("go1o4 offline: %s\n" % e)
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\ngo1o4 offline: interrupted; checkpoint in %s, the same command resumes\n" % args.out)
+        return 130
     print("selected member %s, OPE best scores %s, accepted updates %s"
           % (summary["selected_member"], summary["ope_best_scores"], summary["accepted_updates"]))
     print("policy: %s  report: %s" % (os.path.join(args.out, "policy.onnx"), os.path.join(args.out, "report.md")))
