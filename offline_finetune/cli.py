@@ -28,6 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set improve.steps=2000 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `pip install wandb`)")
 
 
 def run(args) -> int:
@@ -35,7 +36,8 @@ def run(args) -> int:
     from go1o4.offline_finetune.dataset import DatasetError, load_dataset
     from go1o4.offline_finetune.pretrained import PretrainedError
 
-    from go1o4.config import ConfigError, load_config
+    from go1o4.config import ConfigError, load_config, to_dict
+    from go1o4.runs import RunError, start_wandb
 
     path = preset_path(args.preset) if args.preset in PRESETS else args.preset
     overrides = list(args.overrides)
@@ -44,10 +46,13 @@ def run(args) -> int:
             overrides.append("%s=%s" % (key, getattr(args, key)))
     try:
         cfg = load_config(OfflineConfig, path, overrides)
+        if args.wandb:  # before the trainer opens its TensorBoard writer (W&B mirrors it)
+            os.makedirs(args.out, exist_ok=True)
+            start_wandb(args.out, to_dict(cfg), job="offline")
         dataset = load_dataset(args.dataset, progress=not args.no_progress)
         from go1o4.offline_finetune.train import OfflineRun
         summary = OfflineRun(cfg, dataset, args.out, progress=not args.no_progress).run()
-    except (ConfigError, DatasetError, PretrainedError) as e:
+    except (ConfigError, DatasetError, PretrainedError, RunError) as e:
         sys.stderr.write("go1o4 offline: %s\n" % e)
         return 2
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set robot.terrain=rigid (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `pip install wandb`)")
 
 
 def run(args) -> int:
@@ -33,7 +34,8 @@ def run(args) -> int:
     from go1o4.online_finetune.models import InitError
     from go1o4.online_finetune.runfiles import RunDirBusy
 
-    from go1o4.config import ConfigError, load_config
+    from go1o4.config import ConfigError, load_config, to_dict
+    from go1o4.runs import RunError, start_wandb
 
     saved = os.path.join(args.out, "config.yaml")
     path = args.config or (saved if os.path.exists(saved) else CONFIG)
@@ -43,6 +45,9 @@ def run(args) -> int:
             over.append("%s=%s" % (name, getattr(args, key)))
     try:
         cfg = load_config(OnlineConfig, path, over)
+        if args.wandb:  # before the trainer opens its TensorBoard writer (W&B mirrors it)
+            os.makedirs(args.out, exist_ok=True)
+            start_wandb(args.out, to_dict(cfg), job="online")
         resume = os.path.exists(os.path.join(args.out, "checkpoint.pt"))
         dataset = None
         if not resume:
@@ -58,7 +63,7 @@ def run(args) -> int:
         from go1o4.online_finetune.trainer import OnlineTrainer
         trainer = OnlineTrainer(cfg, args.out, offline_dir=args.offline, pretrained=args.pretrained, dataset=dataset,
                                 progress=not args.no_progress)
-    except (ConfigError, InitError, RunDirBusy) as e:
+    except (ConfigError, InitError, RunDirBusy, RunError) as e:
         sys.stderr.write("go1o4 online: %s\n" % e)
         return 2
     try:

@@ -67,8 +67,10 @@ def test_data_command_end_to_end(real_logs_dir, tmp_path, capsys):
 
     with h5py.File(d4rl, "r") as f:
         mdp = d3rlpy.dataset.MDPDataset(f["observations"][()], f["actions"][()], f["rewards"][()],
-                                        f["terminals"][()], timeouts=f["timeouts"][()])
-    assert mdp.transition_count == len(ds) and len(mdp.episodes) == ds.num_episodes
+                                        f["terminals"][()], timeouts=f["timeouts"][()],
+                                        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS)
+    assert len(mdp.episodes) == ds.num_episodes and sum(e.size() for e in mdp.episodes) == len(ds)
+    assert sum(bool(e.terminated) for e in mdp.episodes) == 1 and mdp.dataset_info.action_size == 12
 
     assert main(["data", "ls", str(tmp_path / "nowhere")]) == 1
     assert "no such file or folder" in capsys.readouterr().err

@@ -73,3 +73,16 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_with_one_line(tmp_path):
     assert "resumed from %s at iteration %d" % (os.path.join(run, "model_last.pt"), done) in out
     assert torch.load(os.path.join(run, "model_last.pt"), weights_only=True)["iteration"] == done + 1
     assert os.listdir(root) == [os.path.basename(run)]
+
+
+def test_wandb_is_optional_and_explained(tmp_path, capsys):
+    import importlib.util
+
+    from go1o4.cli import main
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here: the missing-package message cannot be shown")
+    for cmd in (["pretrain", "--config", CONFIG, "--out", str(tmp_path / "p")],
+                ["offline", "--dataset", "uni_o4_real", "--out", str(tmp_path / "o")]):
+        assert main(cmd + ["--wandb"]) == 2
+        assert "--wandb needs the wandb package" in capsys.readouterr().err
