@@ -86,3 +86,33 @@ def test_wandb_is_optional_and_explained(tmp_path, capsys):
                 ["offline", "--dataset", "uni_o4_real", "--out", str(tmp_path / "o")]):
         assert main(cmd + ["--wandb"]) == 2
         assert "--wandb needs the wandb package" in capsys.readouterr().err
+
+
+def test_offline_ctrl_c_saves_its_checkpoint(tmp_path):
+    from go1o4.data.dataset import TransitionDataset, compute_stats
+    from go1o4.offline_finetune.synthetic import make_synthetic
+
+    tr = make_synthetic(num_episodes=10, steps=60, seed=2)
+    data = str(tmp_path / "synthetic.h5")
+    TransitionDataset(stats=compute_stats(tr.observations, tr.actions, tr.rewards, 1e-2), meta={"reward": "synthetic"},
+                      **{k: getattr(tr, k) for k in ("observations", "actions", "rewards", "next_observations",
+                                                     "terminals", "timeouts", "episode_ids")}).save(data)
+    out = str(tmp_path / "offline")
+    sets = ["bc.steps=1000000", "bc.eval_every=1000000", "bc.batch_size=64", "log_every=10",
+            "checkpoint_every=1000000", "torch_threads=1"]
+    p = subprocess.Popen([sys.executable, "-m", "go1o4.cli", "offline", "--dataset", data, "--preset", "quick",
+                          "--out", out, "--no-progress"] + sum((["--set", s] for s in sets), []), cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    metrics = os.path.join(out, "metrics.json")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and p.poll() is None and not os.path.isdir(os.path.join(out, "tb")):
+        time.sleep(0.2)  # the BC stage logged its step-0 evaluation: its loop starts now
+    time.sleep(3.0)  # some BC steps (no periodic checkpoint before 1e6 steps)
+    assert p.poll() is None, p.communicate()
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert p.returncode == 130 and "Traceback" not in err and len(lines) == 1, err
+    assert "interrupted; checkpoint in %s" % out in lines[0]
+    ckpt = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu", weights_only=True)
+    assert ckpt["stages"]["bc"]["steps"] > 0 and os.path.exists(metrics)
