@@ -81,7 +81,8 @@ def test_data_package_imports_without_mujoco_torch_or_matplotlib():
     import sys
 
     code = ("import sys, go1o4.data.cli, go1o4.data.dataset, go1o4.data.reader, go1o4.data.writer, "
-            "go1o4.data.export, go1o4.data.rewards, go1o4.data.import_uni_o4, go1o4.data.validate, go1o4.data.plots; "
+            "go1o4.data.export, go1o4.data.rewards, go1o4.data.import_uni_o4, go1o4.data.validate, go1o4.data.plots, "
+            "go1o4.data.export_lerobot, go1o4.data.view, go1o4.data.series; "
             "bad = [m for m in ('mujoco', 'torch', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
