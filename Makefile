@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch first (a local wheel on these machines); the [train] range is then already satisfied.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[sim,robot,train,warp,dev]"
+	$(BIN)/pip install -q -e ".[sim,robot,train,warp,dev,loaders]"
 	touch $(STAMP)
 
 ## main job on the simulated robot: the paper's real-robot recipe end to end with tiny budgets (a few minutes):

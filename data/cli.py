@@ -7,6 +7,9 @@
     go1o4 data split mattress.h5 --val-fraction 0.1 --seed 0
     go1o4 data plot logs/real --episode 3 -o ep.png ; go1o4 data plot mattress.h5 -o hist.png
     go1o4 data export mattress.h5 --format d4rl -o mattress_d4rl.hdf5
+    go1o4 data export mattress.h5 --format minari -o ~/.minari/datasets     # minari.load_dataset("go1o4/mattress-v0")
+    go1o4 data export logs/real --format lerobot -o mattress_lerobot         # LeRobotDataset(..., root=...)
+    go1o4 data view logs/real --episode 3                                   # rerun .rrd, one timeline
 Every command accepts our runtime logs and the raw Uni-O4 ``.hdf5`` files alike.
 """
 import argparse
@@ -44,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--episode", default="0", help="index or name (session/episode_00003)")
     p.add_argument("--reward", default=None)
+    p.add_argument("--window", default=None, metavar="START:END", help="zoom to this time range in seconds")
+    p = sub.add_parser("view", help="one episode -> rerun recording (.rrd) on one timeline; opens the viewer if it can")
+    p.add_argument("path", help="a log folder or episode file")
+    p.add_argument("--episode", default="0", help="index or name (session/episode_00003)")
+    p.add_argument("-o", "--output", default=None, help=".rrd file (default: <episode>.rrd in the current folder)")
+    p.add_argument("--reward", default=None)
+    p.add_argument("--no-open", action="store_true", help="only write the file")
     p = sub.add_parser("merge", help="merge dataset files")
     p.add_argument("inputs", nargs="+")
     p.add_argument("-o", "--output", required=True)
@@ -52,12 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default=None, help="prefix (default: input without .h5)")
-    p = sub.add_parser("export", help="dataset file or logs -> D4RL flat HDF5 or Minari folder")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--format", choices=("d4rl", "minari"), required=True)
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--reward", default=None, help="when building from logs")
-    p.add_argument("--dataset-id", default="go1o4/mattress-v0")
+    p = sub.add_parser("export", help="dataset file or logs -> D4RL flat HDF5, Minari dataset or LeRobot dataset")
+    p.add_argument("paths", nargs="+", help="a dataset file (d4rl, minari) or episode log folders/files")
+    p.add_argument("--format", choices=("d4rl", "minari", "lerobot"), required=True)
+    p.add_argument("-o", "--output", required=True,
+                   help="d4rl: the .hdf5 file; minari: the datasets root (MINARI_DATASETS_PATH) that receives "
+                        "<dataset-id>; lerobot: the new dataset folder")
+    p.add_argument("--reward", default=None, help="when building from logs (lerobot: default the logged reward)")
+    p.add_argument("--dataset-id", default="go1o4/mattress-v0", help="Minari dataset id / LeRobot repo id")
 
 
 def _is_dataset_file(path: str) -> bool:
@@ -138,6 +150,25 @@ def _iter(ds):
             yield None
 
 
+def _window(text: Optional[str]):
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise ValueError("--window takes START:END in seconds, e.g. 10:20 (got %r)" % text)
+    if hi <= lo:
+        raise ValueError("--window %s: END must be after START" % text)
+    return lo, hi
+
+
+def _iter_ok(paths: List[str]):
+    """Readable episodes of ``paths``; unreadable ones are reported on stderr and skipped."""
+    from go1o4.data.reader import open_dataset
+
+    return (ep for ep in _iter(open_dataset(paths)) if ep is not None)
+
+
 def _pick_episode(path: str, which: str):
     from go1o4.data.reader import open_dataset
 
@@ -204,8 +235,18 @@ def _run(args: argparse.Namespace) -> int:
 
             plot_dataset(TransitionDataset.load(args.path), args.output)
         else:
-            plot_episode(_pick_episode(args.path, args.episode), args.output, args.reward)
+            plot_episode(_pick_episode(args.path, args.episode), args.output, args.reward, _window(args.window))
         print(args.output)
+        return 0
+    if a == "view":
+        from go1o4.data.view import open_viewer, write_rrd
+
+        ep = _pick_episode(args.path, args.episode)
+        out = args.output or (ep.name or "episode").replace("/", "_") + ".rrd"
+        info = write_rrd(ep, out, args.reward)
+        print("%s: %d steps, %d series, %d events" % (out, ep.num_steps, len(info["entities"]) - 1, info["events"]))
+        if args.no_open or not open_viewer(out):
+            print("open it with: rerun %s   (rerun-sdk's viewer; or drag it into https://rerun.io/viewer)" % out)
         return 0
     if a == "merge":
         from go1o4.data.dataset import TransitionDataset, merge_datasets
@@ -226,8 +267,18 @@ def _run(args: argparse.Namespace) -> int:
     if a == "export":
         from go1o4.data.export import export_d4rl, export_minari
 
-        ds = _load_or_build(args.paths, args.reward)
-        out = export_d4rl(ds, args.output) if args.format == "d4rl" else export_minari(ds, args.output, args.dataset_id)
-        print("exported %s" % out)
+        if args.format == "lerobot":
+            from go1o4.data.export_lerobot import export_lerobot
+
+            if len(args.paths) == 1 and _is_dataset_file(args.paths[0]):
+                raise ValueError("the LeRobot export reads episode logs (per-step T265 velocity, commands), "
+                                 "not a dataset file")
+            out = export_lerobot(_iter_ok(args.paths), args.output, args.dataset_id, reward=args.reward or "logged")
+        else:
+            ds = _load_or_build(args.paths, args.reward)
+            out = (export_d4rl(ds, args.output) if args.format == "d4rl"
+                   else export_minari(ds, args.output, args.dataset_id))
+        for k, v in out.items():
+            print("%-12s %s" % (k + ":", v))
         return 0
     raise ValueError("unknown action %r" % a)

@@ -1,13 +1,12 @@
-"""Export a TransitionDataset as a D4RL-style flat HDF5 or as a Minari-style dataset folder.
+"""Export a TransitionDataset as a D4RL-style flat HDF5 or as a Minari dataset (written by ``minari`` itself).
 
 D4RL: one file with ``observations, actions, rewards, next_observations, terminals, timeouts``
 (bool flags, float32 arrays) plus ``infos/episode_ids``.
-Minari (hdf5 storage layout): ``<out>/data/metadata.json`` + ``<out>/data/main_data.hdf5`` with
-groups ``episode_<i>`` holding ``observations`` (T+1, 290), ``actions`` (T, 12), ``rewards``,
-``terminations``, ``truncations`` (T,). Written with h5py: the ``minari`` package is not needed.
+Minari: ``minari.create_dataset_from_buffers`` into a datasets root (``MINARI_DATASETS_PATH``).
 """
 import json
 import os
+import warnings
 from typing import Any, Dict
 
 import h5py
@@ -32,43 +31,48 @@ def export_d4rl(ds: TransitionDataset, path: str) -> Dict[str, Any]:
     return {"path": path, "transitions": len(ds), "episodes": ds.num_episodes}
 
 
-def _box(dim: int, dtype: str = "float32") -> str:
-    inf = float("inf")
-    return json.dumps({"type": "Box", "dtype": dtype, "shape": [dim], "low": [-inf] * dim, "high": [inf] * dim})
+def export_minari(ds: TransitionDataset, out_root: str, dataset_id: str = "go1o4/mattress-v0") -> Dict[str, Any]:
+    """Write ``ds`` with Minari's own ``create_dataset_from_buffers`` under the datasets root ``out_root``.
 
-
-def export_minari(ds: TransitionDataset, out_dir: str, dataset_id: str = "go1o4/mattress-v0") -> Dict[str, Any]:
-    """Write the Minari hdf5 layout; one Minari episode per dataset episode (ids 0..E-1 in order)."""
-    data_dir = os.path.join(out_dir, "data")
-    os.makedirs(data_dir, exist_ok=True)
+    One Minari episode per dataset episode (ids 0..E-1 in order): ``observations`` (T+1, obs_dim), ``actions``,
+    ``rewards``, ``terminations`` (falls), ``truncations`` (cut-offs). Load it back with
+    ``MINARI_DATASETS_PATH=<out_root>`` and ``minari.load_dataset(dataset_id)``.
+    """
+    try:
+        import minari
+        from gymnasium.spaces import Box
+        from minari.data_collector import EpisodeBuffer
+    except ImportError as e:
+        raise ValueError("the Minari export needs the minari package (pip install 'minari>=0.5,<0.6'): %s" % e)
     ids = ds.episode_ids
     boundaries = np.flatnonzero(np.diff(ids)) + 1
     starts = np.concatenate([[0], boundaries]).astype(np.int64)
     stops = np.concatenate([boundaries, [len(ids)]]).astype(np.int64)
-    names = ds.meta.get("episodes", [])
-    with h5py.File(os.path.join(data_dir, "main_data.hdf5"), "w", track_order=True) as f:
-        for i, (a, b) in enumerate(zip(starts, stops)):
-            g = f.create_group("episode_%d" % i)
-            g.attrs["id"] = i
-            g.attrs["total_steps"] = int(b - a)
-            src = int(ids[a])
-            if src < len(names):
-                g.attrs["go1o4_episode"] = str(names[src].get("name", ""))
-            obs = np.concatenate([ds.observations[a:b], ds.next_observations[b - 1:b]])
-            g.create_dataset("observations", data=obs, chunks=True, maxshape=(None,) + obs.shape[1:])
-            g.create_dataset("actions", data=ds.actions[a:b], chunks=True, maxshape=(None,) + ds.actions.shape[1:])
-            g.create_dataset("rewards", data=ds.rewards[a:b].astype(np.float64), chunks=True, maxshape=(None,))
-            g.create_dataset("terminations", data=ds.terminals[a:b] > 0.5, chunks=True, maxshape=(None,))
-            g.create_dataset("truncations", data=ds.timeouts[a:b] > 0.5, chunks=True, maxshape=(None,))
-    metadata = {
-        "dataset_id": dataset_id, "total_episodes": int(len(starts)), "total_steps": int(len(ds)),
-        "data_format": "hdf5", "observation_space": _box(ds.observations.shape[1]),
-        "action_space": _box(ds.actions.shape[1]), "author": "go1o4", "code_permalink": "",
-        "minari_version": "0.5", "requirements": [], "dataset_size": 0.0,
-        "description": "Unitree Go1 transitions (go1o4 %s), reward %s" % (__version__, ds.meta.get("reward")),
-    }
-    size = sum(os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir))
-    metadata["dataset_size"] = round(size / 1e6, 1)
-    with open(os.path.join(data_dir, "metadata.json"), "w") as fh:
-        json.dump(metadata, fh)
-    return {"path": out_dir, "episodes": int(len(starts)), "steps": int(len(ds))}
+    buffers = []
+    for i, (a, b) in enumerate(zip(starts, stops)):
+        obs = np.concatenate([ds.observations[a:b], ds.next_observations[b - 1:b]]).astype(np.float32)
+        buffers.append(EpisodeBuffer(id=i, observations=obs, actions=ds.actions[a:b].astype(np.float32),
+                                     rewards=ds.rewards[a:b].astype(np.float64), terminations=ds.terminals[a:b] > 0.5,
+                                     truncations=ds.timeouts[a:b] > 0.5))
+    box = lambda n: Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
+    names = [str(e.get("name", "")) for e in ds.meta.get("episodes", [])]
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = os.path.abspath(out_root)
+    try:
+        with warnings.catch_warnings():  # no gymnasium env behind real-robot logs: minari warns "env_spec is None"
+            warnings.filterwarnings("ignore", message="env_spec is None")
+            minari.create_dataset_from_buffers(
+                dataset_id, buffers, observation_space=box(ds.observations.shape[1]),
+                action_space=box(ds.actions.shape[1]), author="go1o4",
+                algorithm_name="go1o4 runtime logs (reward %s)" % ds.meta.get("reward"),
+                description="Unitree Go1 transitions (go1o4 %s), reward %s, episodes %s"
+                            % (__version__, ds.meta.get("reward"), ", ".join(names)[:2000]),
+                data_format="hdf5")
+    finally:
+        if before is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
+    return {"path": os.path.join(out_root, dataset_id), "episodes": int(len(starts)), "steps": int(len(ds)),
+            "load_with": "MINARI_DATASETS_PATH=%s python -c \"import minari; minari.load_dataset('%s')\""
+                         % (os.path.abspath(out_root), dataset_id)}

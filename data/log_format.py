@@ -37,6 +37,9 @@ ENDS = (END_TERMINAL, END_TRUNCATION)
 REASONS = ("fall", "time_limit", "operator_stop", "t265_loss", "safety", "end_of_file", "crashed",
            "exception", "non_finite")
 
+#: Logged ``safety_state`` codes (robot_runtime.safety uses these).
+SAFETY_STATE_NAMES = {0: "damping", 1: "calibrating", 2: "running", 3: "paused", 4: "estop"}
+
 STATUS_OPEN = "open"
 STATUS_COMPLETE = "complete"
 STATUS_CRASHED = "crashed"
@@ -95,7 +98,7 @@ FIELDS = (
     FieldSpec("t265_angular_acceleration", (3,), "f4", "rad/s^2", _T265_FRAME, "T265 angular acceleration"),
     FieldSpec("t265_confidence", (), "i1", "0-3", "", "T265 tracker confidence (3 = high)"),
     FieldSpec("reward", (), "f4", "1", "", "reward of the step (see data.rewards)"),
-    FieldSpec("safety_state", (), "i2", "code", "", "robot_runtime safety state; 0 = normal, non-zero = event"),
+    FieldSpec("safety_state", (), "i2", "code", "", "robot_runtime safety state (SAFETY_STATE_NAMES)"),
     FieldSpec("log_prob", (), "f4", "nat", "", "log pi(a|s) of the behaviour policy (online PPO)"),
     FieldSpec("value", (), "f4", "1", "", "V(s) of the behaviour critic (online PPO)"),
 )

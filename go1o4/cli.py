@@ -67,7 +67,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     sp = argparse.ArgumentParser(prog="go1o4 %s" % name, description=help_text)
     module.add_arguments(sp)
     args = sp.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (trainers save their checkpoint before this)
+        sys.stderr.write("\ngo1o4 %s: interrupted\n" % name)
+        return 130
 
 
 if __name__ == "__main__":

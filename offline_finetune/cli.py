@@ -31,6 +31,7 @@ def add_arguments(p) -> None:
                    help="config override, e.g. --set improve.steps=2000 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (config key device; auto = CUDA if present)")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `pip install wandb`)")
 
 
 def run(args) -> int:
@@ -38,8 +39,9 @@ def run(args) -> int:
     from go1o4.offline_finetune.dataset import DatasetError, load_dataset
     from go1o4.offline_finetune.pretrained import PretrainedError
 
-    from go1o4.config import ConfigError, load_config
+    from go1o4.config import ConfigError, load_config, to_dict
     from go1o4.rl.device import DeviceError, resolve_device
+    from go1o4.runs import RunError, start_wandb
 
     path = preset_path(args.preset) if args.preset in PRESETS else args.preset
     overrides = list(args.overrides)
@@ -49,12 +51,18 @@ def run(args) -> int:
     try:
         cfg = load_config(OfflineConfig, path, overrides)
         resolve_device(cfg.device)  # fail before reading the dataset
+        if args.wandb:  # before the trainer opens its TensorBoard writer (W&B mirrors it)
+            os.makedirs(args.out, exist_ok=True)
+            start_wandb(args.out, to_dict(cfg), job="offline")
         dataset = load_dataset(args.dataset, progress=not args.no_progress)
         from go1o4.offline_finetune.train import OfflineRun
         summary = OfflineRun(cfg, dataset, args.out, progress=not args.no_progress).run()
-    except (ConfigError, DatasetError, PretrainedError, DeviceError) as e:
+    except (ConfigError, DatasetError, PretrainedError, DeviceError, RunError) as e:
         sys.stderr.write("go1o4 offline: %s\n" % e)
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\ngo1o4 offline: interrupted; checkpoint in %s, the same command resumes\n" % args.out)
+        return 130
     print("selected member %s, OPE best scores %s, accepted updates %s"
           % (summary["selected_member"], summary["ope_best_scores"], summary["accepted_updates"]))
     print("policy: %s  report: %s" % (os.path.join(args.out, "policy.onnx"), os.path.join(args.out, "report.md")))

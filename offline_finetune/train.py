@@ -177,16 +177,21 @@ class OfflineRun:
         cfg = self.cfg
         bar = tqdm(range(start, total), initial=start, total=total, desc=stage, disable=not self.progress,
                    mininterval=2.0)
-        for step in bar:
-            info = step_fn(step)
-            n = step + 1
-            if n % cfg.log_every == 0 or n == total:
-                self.log(stage, n, info)
-            for period, fn in (every or {}).items():
-                if n % period == 0:
-                    fn(n)
-            if n % cfg.checkpoint_every == 0 and n < total:
-                self.save(stage, snapshot())
+        try:
+            for step in bar:
+                info = step_fn(step)
+                n = step + 1
+                if n % cfg.log_every == 0 or n == total:
+                    self.log(stage, n, info)
+                for period, fn in (every or {}).items():
+                    if n % period == 0:
+                        fn(n)
+                if n % cfg.checkpoint_every == 0 and n < total:
+                    self.save(stage, snapshot())
+        except KeyboardInterrupt:  # Ctrl-C: keep the work done so far; the CLI prints one line
+            bar.close()
+            self.save(stage, snapshot())
+            raise
 
     def _finish(self, stage: str, snapshot: Dict[str, Any]) -> None:
         self.completed.append(stage)

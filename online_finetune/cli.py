@@ -27,6 +27,7 @@ def add_arguments(p) -> None:
                    help="config override, e.g. --set robot.terrain=rigid (repeatable)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--device", help="auto | cpu | cuda[:N] for the PPO update (config key device)")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `pip install wandb`)")
 
 
 def run(args) -> int:
@@ -34,8 +35,9 @@ def run(args) -> int:
     from go1o4.online_finetune.models import InitError
     from go1o4.online_finetune.runfiles import RunDirBusy
 
-    from go1o4.config import ConfigError, load_config
+    from go1o4.config import ConfigError, load_config, to_dict
     from go1o4.rl.device import DeviceError, resolve_device
+    from go1o4.runs import RunError, start_wandb
 
     saved = os.path.join(args.out, "config.yaml")
     path = args.config or (saved if os.path.exists(saved) else CONFIG)
@@ -46,6 +48,9 @@ def run(args) -> int:
     try:
         cfg = load_config(OnlineConfig, path, over)
         resolve_device(cfg.device)
+        if args.wandb:  # before the trainer opens its TensorBoard writer (W&B mirrors it)
+            os.makedirs(args.out, exist_ok=True)
+            start_wandb(args.out, to_dict(cfg), job="online")
         resume = os.path.exists(os.path.join(args.out, "checkpoint.pt"))
         dataset = None
         if not resume:
@@ -61,7 +66,7 @@ def run(args) -> int:
         from go1o4.online_finetune.trainer import OnlineTrainer
         trainer = OnlineTrainer(cfg, args.out, offline_dir=args.offline, pretrained=args.pretrained, dataset=dataset,
                                 progress=not args.no_progress)
-    except (ConfigError, InitError, RunDirBusy, DeviceError) as e:
+    except (ConfigError, InitError, RunDirBusy, DeviceError, RunError) as e:
         sys.stderr.write("go1o4 online: %s\n" % e)
         return 2
     try:

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
+from go1o4.data.log_format import SAFETY_STATE_NAMES
 
 from go1o4 import contract as C
 
 # Safety states, as logged per step (int codes are part of the log format).
 DAMPING, CALIBRATING, RUNNING, PAUSED, ESTOP = 0, 1, 2, 3, 4
-STATE_NAMES = {DAMPING: "damping", CALIBRATING: "calibrating", RUNNING: "running", PAUSED: "paused", ESTOP: "estop"}
+STATE_NAMES = {k: SAFETY_STATE_NAMES[k] for k in (DAMPING, CALIBRATING, RUNNING, PAUSED, ESTOP)}
 
 # Event causes (stable strings: logs and the operator runbook refer to them).
 STALE_TARGET = "stale_target"

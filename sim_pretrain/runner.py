@@ -29,6 +29,7 @@ class RunnerConfig:
     num_steps_per_env: int = 24
     max_iterations: int = 1500
     save_interval: int = 50
+    save_every_s: float = 60.0  # also write model_last.pt when this much wall time passed since the last save
     init_std: float = 1.0
     actor_hidden: List[int] = field(default_factory=lambda: list(ACTOR_HIDDEN))
     critic_hidden: List[int] = field(default_factory=lambda: list(ACTOR_HIDDEN))
@@ -47,6 +48,8 @@ class RunnerConfig:
         if self.num_steps_per_env < 1 or self.max_iterations < 1 or self.save_interval < 1:
             raise ValueError("num_steps_per_env, max_iterations and save_interval must be >= 1")
         self.device = check_device_spec(self.device)
+        if not self.save_every_s >= 0:
+            raise ValueError("runner.save_every_s must be >= 0 (0: after every iteration)")
 
 
 @dataclass
@@ -101,12 +104,27 @@ class OnPolicyRunner:
         self.iteration, self.samples, self.wall = 0, 0, 0.0
         self.ep_window: Dict[str, deque] = {}
         self.writer = None
+        self.last_stats: Dict[str, float] = {}
+        self.interrupted_checkpoint: Optional[str] = None
+        self._saved_at = time.monotonic()
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str) -> None:
+        """Atomic (temp file + rename): a Ctrl-C or crash while saving never leaves a torn checkpoint."""
+        tmp = "%s.tmp%d" % (path, os.getpid())
         torch.save({"ppo": on_cpu(self.ppo.state_dict()), "obs_rms": self.obs_rms.state_dict(),
                     "critic_rms": self.critic_rms.state_dict(), "iteration": self.iteration,
-                    "samples": self.samples, "wall": self.wall, "config": to_dict(self.cfg)}, path)
+                    "samples": self.samples, "wall": self.wall, "config": to_dict(self.cfg)}, tmp)
+        os.replace(tmp, path)
+
+    def save_last(self, with_iteration: bool = False) -> str:
+        """``model_last.pt`` (and ``model_<iteration>.pt``); returns the path of the last one written."""
+        path = os.path.join(self.out_dir, "model_last.pt")
+        if with_iteration:
+            self.save(os.path.join(self.out_dir, "model_%d.pt" % self.iteration))
+        self.save(path)
+        self._saved_at = time.monotonic()
+        return path
 
     def load(self, path: str) -> None:
         ckpt = load_checkpoint(path)
@@ -206,10 +224,22 @@ class OnPolicyRunner:
         obs, info = self.env.reset(seed=self.cfg.env.seed + self.iteration, options={"random_episode_step": True})
         critic_obs = info["critic_obs"]
         batch = self.cfg.runner.num_steps_per_env * self.env.num_envs
-        last: Dict[str, float] = {}
+        # tqdm's rate (hence ETA) counts only this session's iterations (n - initial); the first iterations carry
+        # start-up costs, so the ETA uses a slow moving average
         bar = tqdm(range(self.iteration, end), initial=self.iteration, total=end, disable=not progress,
-                   dynamic_ncols=True, mininterval=5.0)
+                   dynamic_ncols=True, mininterval=5.0, desc="pretrain PPO", unit="it", smoothing=0.05)
         progress_path = os.path.join(self.out_dir, "progress.jsonl")
+        self._saved_at = time.monotonic()
+        try:
+            self._iterations(bar, end, obs, critic_obs, batch, progress_path)
+        except KeyboardInterrupt:
+            bar.close()
+            self.interrupted_checkpoint = self.save_last()
+            raise
+        self.writer.flush()
+        return self.last_stats
+
+    def _iterations(self, bar, end: int, obs, critic_obs, batch: int, progress_path: str) -> None:
         for it in bar:
             t0 = time.perf_counter()
             torch.set_num_threads(1)
@@ -233,17 +263,16 @@ class OnPolicyRunner:
                     stats[("episode/" + k) if not k.startswith("rew/") else k] = float(np.mean(q))
             for k, v in stats.items():
                 self.writer.add_scalar(k, v, self.iteration)
-            last = stats
+            self.last_stats = stats
             with open(progress_path, "a") as f:
                 f.write(json.dumps({"iteration": self.iteration, **{k: float(v) for k, v in stats.items()}}) + "\n")
             bar.set_postfix_str("ret %.2f len %.0f vx_err %.3f fps %.0f" % (
                 stats.get("episode/r", 0.0), stats.get("episode/l", 0.0), stats.get("episode/vx_err", 0.0),
                 stats["perf/fps"]), refresh=False)
             if self.iteration % self.cfg.runner.save_interval == 0 or self.iteration == end:
-                self.save(os.path.join(self.out_dir, "model_%d.pt" % self.iteration))
-                self.save(os.path.join(self.out_dir, "model_last.pt"))
-        self.writer.flush()
-        return last
+                self.save_last(with_iteration=True)
+            elif time.monotonic() - self._saved_at >= self.cfg.runner.save_every_s:
+                self.save_last()
 
     def close(self) -> None:
         if self.writer is not None:

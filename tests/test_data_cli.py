@@ -1,5 +1,5 @@
-"""`go1o4 data` end to end on a few real log sessions: import, ls/info, validate, build, split/merge, plot, export."""
-import json
+"""`go1o4 data` end to end on a few real log sessions: import, ls/info, validate, build, split/merge, plot, export
+(Minari, LeRobot and the rerun viewer: tests/test_data_ecosystem.py)."""
 import os
 
 import h5py
@@ -63,16 +63,14 @@ def test_data_command_end_to_end(real_logs_dir, tmp_path, capsys):
         assert f["terminals"].dtype == bool and f["terminals"][()].sum() == 1
         np.testing.assert_array_equal(f["next_observations"][()], ds.next_observations)
 
-    minari = str(tmp_path / "minari")
-    assert main(["data", "export", str(src / SESSIONS[1]), "--format", "minari", "-o", minari]) == 0
-    meta = json.load(open(os.path.join(minari, "data", "metadata.json")))
-    assert meta["data_format"] == "hdf5" and meta["total_episodes"] == 1
-    assert json.loads(meta["observation_space"])["shape"] == [290]
-    with h5py.File(os.path.join(minari, "data", "main_data.hdf5"), "r") as f:
-        g = f["episode_0"]
-        n = g.attrs["total_steps"]
-        assert n == meta["total_steps"] == 914 and g["observations"].shape == (n + 1, 290)
-        assert g["actions"].shape == (n, 12) and g["terminations"][-1] and not g["truncations"][()].any()
+    import d3rlpy  # the D4RL export as d3rlpy's own MDPDataset
+
+    with h5py.File(d4rl, "r") as f:
+        mdp = d3rlpy.dataset.MDPDataset(f["observations"][()], f["actions"][()], f["rewards"][()],
+                                        f["terminals"][()], timeouts=f["timeouts"][()],
+                                        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS)
+    assert len(mdp.episodes) == ds.num_episodes and sum(e.size() for e in mdp.episodes) == len(ds)
+    assert sum(bool(e.terminated) for e in mdp.episodes) == 1 and mdp.dataset_info.action_size == 12
 
     assert main(["data", "ls", str(tmp_path / "nowhere")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
@@ -83,7 +81,8 @@ def test_data_package_imports_without_mujoco_torch_or_matplotlib():
     import sys
 
     code = ("import sys, go1o4.data.cli, go1o4.data.dataset, go1o4.data.reader, go1o4.data.writer, "
-            "go1o4.data.export, go1o4.data.rewards, go1o4.data.import_uni_o4, go1o4.data.validate, go1o4.data.plots; "
+            "go1o4.data.export, go1o4.data.rewards, go1o4.data.import_uni_o4, go1o4.data.validate, go1o4.data.plots, "
+            "go1o4.data.export_lerobot, go1o4.data.view, go1o4.data.series; "
             "bad = [m for m in ('mujoco', 'torch', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

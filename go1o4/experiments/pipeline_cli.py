@@ -50,6 +50,9 @@ def run(args) -> int:
     except (RuntimeError, OSError, TimeoutError) as e:
         sys.stderr.write("go1o4 pipeline: %s\nre-run with --out %s to resume\n" % (e, out))
         return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("\ngo1o4 pipeline: interrupted; re-run with --out %s to resume\n" % out)
+        return 130
     print("pipeline done: %s" % os.path.join(out, "report.md"))
     for m in results["methods"]:
         t = results["table"].get(m, {})

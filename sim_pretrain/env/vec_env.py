@@ -60,6 +60,9 @@ def _write(buf: _Buffers, sl: slice, obs, reward, terminated, truncated, info) -
 
 
 def _worker(conn, cfg: EnvConfig, terrains, seed: int, raw, sl: slice, n_total: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it saves, then closes us)
     group = Go1EnvGroup(cfg, terrains, seed)
     buf = _Buffers(n_total, len(group.stat_names), raw)
     try:
