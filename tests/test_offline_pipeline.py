@@ -209,13 +209,17 @@ def test_resume_mid_stage_matches_uninterrupted(tmp_path, monkeypatch):
 
     real_update = EnsembleBC.update
 
-    def crash_at_25(self, batch, generator=None):
+    def crash_at_25(self, batch, generator=None, error=RuntimeError):
         if self.steps == 25:
-            raise KeyboardInterrupt
+            raise error("crash")
         return real_update(self, batch, generator)
 
+    monkeypatch.setattr(EnsembleBC, "update", lambda *a: crash_at_25(*a, error=KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C saves the work done so far
+        OfflineRun(cfg, tr, str(tmp_path / "ctrl_c"), progress=False).stage_bc()
+    assert OfflineRun(cfg, tr, str(tmp_path / "ctrl_c"), progress=False).states["bc"]["steps"] == 25
     monkeypatch.setattr(EnsembleBC, "update", crash_at_25)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError):
         OfflineRun(cfg, tr, str(tmp_path / "crash"), progress=False).stage_bc()
     monkeypatch.setattr(EnsembleBC, "update", real_update)
     resumed = OfflineRun(cfg, tr, str(tmp_path / "crash"), progress=False)
