@@ -224,8 +224,17 @@ def _run(args: argparse.Namespace) -> int:
         ds.save(args.output, compression="gzip" if args.compress else None)
         for msg in ds.meta.get("load_errors", []):
             print("SKIPPED %s" % msg, file=sys.stderr)
+        for msg in ds.meta.get("skipped_episodes", []):
+            print("SKIPPED %s" % msg, file=sys.stderr)
         print("%s: %d transitions from %d episode(s) (%d terminal, %d timeouts), reward %s"
               % (args.output, len(ds), ds.num_episodes, int(ds.terminals.sum()), int(ds.timeouts.sum()), cfg.reward))
+        m = ds.meta  # the accounting: every step that did not become a transition, and why
+        print("accounting: %d steps read; dropped %d stale start step(s), %d non-finite step(s), quarantined %d "
+              "out-of-range step(s) (data/README.md ranges); %d episode(s) unreadable, %d too short; %d last steps "
+              "(no next observation)" % (m["steps"] + m["dropped_stale_steps"] + m["dropped_nonfinite_steps"]
+                                         + m["quarantined_out_of_range_steps"], m["dropped_stale_steps"],
+                                         m["dropped_nonfinite_steps"], m["quarantined_out_of_range_steps"],
+                                         len(m.get("load_errors", [])), m["skipped_short_episodes"], ds.num_episodes))
         return 1 if ds.meta.get("load_errors") else 0
     if a == "plot":
         from go1o4.data.plots import plot_dataset, plot_episode

@@ -23,6 +23,7 @@ from go1o4.data.h5file import open_h5
 from go1o4.data.import_uni_o4 import stale_start_and_fall
 from go1o4.data.log_format import Episode, LogReadError, to_jsonable
 from go1o4.data.rewards import compute_reward, reward_names
+from go1o4.data.validate import physical_ok
 
 from go1o4 import __version__
 from go1o4 import contract as C
@@ -215,6 +216,17 @@ def _prepare(ep: Episode, cfg: BuildConfig, info: Dict[str, int]) -> Optional[Tu
             raise DatasetBuildError("episode %s (%s): field %r has shape %s, expected (T, %d)"
                                     % (ep.name, ep.source, name, shape, width))
     end, reason = ep.end, ep.reason
+    ok_obs, ok_act = physical_ok("obs", ep.steps["obs"]), physical_ok("action", ep.steps["action"])
+    if ok_obs is not None and ok_act is not None:
+        with np.errstate(invalid="ignore"):
+            bad = ~(ok_obs & ok_act) & np.isfinite(ep.steps["obs"]).all(axis=1) & np.isfinite(ep.steps["action"]).all(axis=1)
+        if bad.any():  # quarantined: the episode ends before its first impossible step (zeroed rows are no fall)
+            cut = int(np.argmax(bad))
+            info["quarantined_out_of_range_steps"] += ep.num_steps - cut
+            ep, end, reason = ep.slice(0, cut), "truncation", "out_of_range"
+            if ep.num_steps < cfg.min_steps:
+                info["skipped_short_episodes"] += 1
+                return None
     if cfg.skip_stale_start and ep.num_steps:
         stale, _ = stale_start_and_fall(ep.steps["obs"])
         if stale:
@@ -241,11 +253,13 @@ def build_dataset(source: Union[str, Sequence[str], Iterable[Episode], Any], con
     cfg = config or BuildConfig()
     cfg.validate()
     errors: List[str] = []
-    info = {"dropped_stale_steps": 0, "dropped_nonfinite_steps": 0, "skipped_short_episodes": 0}
-    obs, act, rew, lengths, episodes = [], [], [], [], []
+    info = {"dropped_stale_steps": 0, "dropped_nonfinite_steps": 0, "skipped_short_episodes": 0,
+            "quarantined_out_of_range_steps": 0}
+    obs, act, rew, lengths, episodes, skipped = [], [], [], [], [], []
     for ep in tqdm(_episodes_from(source, errors), desc="episodes", unit="ep", disable=not progress):
         prepared = _prepare(ep, cfg, info)
         if prepared is None:
+            skipped.append("%s (%s): fewer than %d usable steps" % (ep.name, ep.source, cfg.min_steps))
             continue
         ep, reward, end, reason = prepared
         obs.append(np.asarray(ep.steps["obs"], dtype=np.float32))
@@ -276,7 +290,7 @@ def build_dataset(source: Union[str, Sequence[str], Iterable[Episode], Any], con
     actions, rewards = all_act[rows], all_rew[rows].astype(np.float32)
     meta = {"format": DATASET_FORMAT, "robot": cfg.robot, "reward": cfg.reward, "history": cfg.history,
             "obs_layout": "%d x %d, oldest first" % (cfg.history, C.OBS_DIM),
-            "config": dataclasses.asdict(cfg), "episodes": episodes, "load_errors": errors,
+            "config": dataclasses.asdict(cfg), "episodes": episodes, "load_errors": errors, "skipped_episodes": skipped,
             "software_version": __version__, "transitions": int(len(rows)), "steps": int(lens.sum())}
     meta.update(info)
     return TransitionDataset(observations, actions, rewards, next_observations, terminals, timeouts,

@@ -131,13 +131,20 @@ def _load_open(f: h5py.File, path: str, session: Dict[str, Any], name: str) -> E
         end, reason = END_TRUNCATION, "crashed" if status == STATUS_CRASHED else "in_progress"
     if doc_problem and not closed:
         notes.append(doc_problem)
+    try:
+        rate_hz = float(attrs.get("rate_hz", RATE_HZ))
+    except (TypeError, ValueError):
+        rate_hz = float("nan")
+    if not (np.isfinite(rate_hz) and rate_hz > 0):  # 1 / rate_hz is every reward's dt
+        raise LogReadError(path, "attribute rate_hz is %s: must be a positive number of steps per second"
+                           % rate_hz)
     meta["load_notes"] = notes
     meta["flushed_steps"] = flushed
     meta["field_lengths"] = lengths
     return Episode(steps=steps, end=end, reason=reason, meta=meta, session=session, status=status,
                    name=name or os.path.splitext(os.path.basename(path))[0], source=path,
                    profile=_attr_str(attrs, "profile", PROFILE_RUNTIME),
-                   rate_hz=float(attrs.get("rate_hz", RATE_HZ)))
+                   rate_hz=rate_hz)
 
 
 def _json_attr(attrs: Any, key: str, path: str, notes: List[str]) -> Dict[str, Any]:
@@ -276,13 +283,14 @@ def open_dataset(paths: Union[PathLike, Sequence[PathLike]]) -> LogDataset:
     episodes: List[EpisodeRef] = []
     problems: List[Tuple[str, str]] = []
     notes: List[Tuple[str, str]] = []
-    seen = set()
+    seen, walked = set(), set()
 
     def add(file_path: str, kind: str) -> None:
         file_path = os.path.abspath(file_path)
-        if file_path in seen:
+        real = os.path.realpath(file_path)  # each file once, however many links lead to it
+        if real in seen:
             return
-        seen.add(file_path)
+        seen.add(real)
         folder = os.path.dirname(file_path)
         if folder not in sessions:
             has_yaml = os.path.exists(os.path.join(folder, SESSION_FILE))
@@ -295,7 +303,8 @@ def open_dataset(paths: Union[PathLike, Sequence[PathLike]]) -> LogDataset:
             add(p, _kind_of_file(p))
         elif os.path.isdir(p):
             for root, dirs, _files in os.walk(p, followlinks=True):
-                dirs.sort()
+                walked.add(os.path.realpath(root))  # a symlink loop is walked once
+                dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) not in walked)
                 for full, kind in _episode_files(root, notes):
                     add(full, kind)
         else:

@@ -20,6 +20,31 @@ ERROR, WARNING = "error", "warning"
 #: Fields whose NaNs make a step unusable (elsewhere NaN means "sensor missing": a warning).
 NAN_IS_ERROR = ("time", "obs", "action")
 
+#: Physical ranges per column (issue 14.5; documented in data/README.md). A step outside them is not what the
+#: log claims (zeroed rows from a logger glitch, 1e30 garbage): ``validate`` reports it, ``build`` quarantines it.
+#: obs: every entry |x| <= OBS_ABS_MAX (scaled observations are O(1): 1e30 or 1e6 are garbage) and the projected
+#: gravity block (a unit vector) not zero: a zeroed row is no robot (the fall detector read it as a fall).
+#: action: |a| <= ACTION_ABS_MAX (the policy's raw outputs; the contract clips at +-CLIP_ACTIONS).
+OBS_ABS_MAX = 1e4  # no scaled observation of a Go1 comes near it (|x| < 100); 1e30 garbage does
+ACTION_ABS_MAX = 1e3  # raw policy outputs stay O(1-10)
+
+
+def physical_ok(name: str, arr: Any) -> Any:
+    """Boolean per step: inside the physical range of field ``name`` (None: no range defined for it)."""
+    from go1o4 import contract as C
+
+    a = np.asarray(arr, dtype=np.float64)
+    if a.ndim != 2 or not len(a):
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        if name == "obs" and a.shape[1] == C.OBS_DIM:
+            g = a[:, C.OBS_SLICES["projected_gravity"]]
+            norm = np.sqrt(np.sum(g * g, axis=1))
+            return (np.abs(a) <= OBS_ABS_MAX).all(axis=1) & (norm > 0.0)
+        if name == "action":
+            return (np.abs(a) <= ACTION_ABS_MAX).all(axis=1)
+    return None
+
 
 @dataclass
 class Issue:
@@ -120,6 +145,13 @@ def _check_field(name: str, arr: Any, add) -> None:
         if n_bad:
             add(ERROR if name in NAN_IS_ERROR else WARNING,
                 "field %r has NaN/inf in %d step(s), first at step %d" % (name, n_bad, _first(~finite)))
+        ok = physical_ok(name, arr)
+        if ok is not None:
+            out = ~ok & finite
+            if out.any():
+                add(ERROR, "field %r outside its physical range in %d step(s), first at step %d (%s)" % (
+                    name, int(out.sum()), _first(out), "obs |x| <= %g and a non-zero gravity vector: zeroed rows fail"
+                    % OBS_ABS_MAX if name == "obs" else "|a| <= %g" % ACTION_ABS_MAX))
 
 
 def validate_dataset(dataset, progress: bool = False) -> ValidationReport:

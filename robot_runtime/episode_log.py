@@ -211,6 +211,19 @@ class EpisodeLog:
             self.on_message("%s; %s" % (message, self.kept()))
             self.in_episode = False
 
+    def steps_on_disk(self) -> int:
+        """Steps of the current/last episode that are on disk: all handed over while logging works, else what
+        the writer's status file says it kept before the failure (0 if it could not even write that)."""
+        if not self.error:
+            return self.episode_steps
+        from go1o4.data.reader import read_status
+
+        doc, _ = read_status(self.episode_path) if self.episode_path else (None, None)
+        try:
+            return int((doc or {}).get("steps") or 0)
+        except (TypeError, ValueError):
+            return 0
+
     def kept(self) -> str:
         """What is on disk after logging stopped, in words (for the operator)."""
         done = self.episodes - (1 if self.in_episode else 0)

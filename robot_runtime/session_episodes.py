@@ -51,9 +51,14 @@ class EpisodeHandling:
         requested = self.recorder.episode.requested
         result = self.recorder.end(end, reason, final_pin, self.loop.first_sends, time.perf_counter())
         tr = result.tracking
-        unlogged = ", NOT logged (%s)" % self.log.error if self.log is not None and self.log.error else ""
+        logged = ""
+        if self.log is not None and self.log.error:
+            logged = (", %d step(s) logged before logging stopped" % self.log.steps_on_disk() if result.log_path
+                      else ", NOT logged (%s)" % self.log.error)
+        elif result.log_path:
+            logged = ", logged"
         self.message("episode %d ended: %s (%s) after %d steps%s%s" % (
-            result.index, end, reason, result.steps, ", logged" if result.log_path else unlogged,
+            result.index, end, reason, result.steps, logged,
             "; T265 vx: commanded %.2f, measured %.2f m/s on average, mean |error| %.3f m/s"
             % (tr["cmd_vx"], tr["vx"], tr["abs_vx_error"]) if tr else ""))
         if requested and self.request is not None:

@@ -168,7 +168,7 @@ class EpisodeRecorder:
         self.flush(first_sends)
         if ep.logged:
             self.log.end_episode(end, reason)
-        on_disk = ep.logged and self.log.ok and self.log.episode_steps > 0  # never "logged" with 0 steps or an error
+        on_disk = ep.logged and self.log.steps_on_disk() > 0  # never "logged" with 0 steps on disk
         result = ep.result(end, reason, final_pin, self.log.episode_path if on_disk else "", wall)
         self.episode = None
         self.done += 1

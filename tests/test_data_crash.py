@@ -112,7 +112,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 w = SessionWriter(root, {"terrain": "test"}, session_id="s", flush_every_steps=25, compression=0)
 ep = w.start_episode()
 for i in range(100):
-    ep.append({"time": i * 0.02, "obs": np.full(58, i, dtype=np.float32), "action": np.zeros(12)})
+    ep.append({"time": i * 0.02, "obs": np.r_[0.0, 0.0, -1.0, np.full(55, i)].astype(np.float32), "action": np.zeros(12)})
 ep.close("terminal", "fall")
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000000, 1000000))
 ep = w.start_episode()
@@ -137,7 +137,7 @@ def test_disk_full_raises_logwriteerror_and_keeps_earlier_episodes(tmp_path, mod
     ds = open_dataset(tmp_path)
     first = ds.episodes[0].load()
     assert first.status == STATUS_COMPLETE and first.end == "terminal" and first.num_steps == 100
-    np.testing.assert_array_equal(first["obs"][:, 0], np.arange(100))
+    np.testing.assert_array_equal(first["obs"][:, 3], np.arange(100))
     second = ds.episodes[1].load()
     assert 0 < second.num_steps <= result["steps_attempted"]
     assert second.num_steps % 25 == 0  # exactly the flushed steps

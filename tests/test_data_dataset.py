@@ -10,9 +10,9 @@ from go1o4 import contract as C
 
 
 def synthetic_episode(k, n, end="truncation"):
-    """obs = 1000 k + step in every column except an upright gravity vector."""
+    """obs = 100 k + step in every column except an upright gravity vector (inside the physical ranges: |x| <= 1e4)."""
     obs = np.zeros((n, 58), np.float32)
-    obs[:, 3:] = 1000 * k + np.arange(n)[:, None]
+    obs[:, 3:] = 100 * k + np.arange(n)[:, None]
     obs[:, 0:3] = [0.0, 0.0, -1.0]
     steps = {"time": np.arange(n) * 0.02, "obs": obs, "action": np.full((n, 12), k, np.float32),
              "reward": np.arange(n, dtype=np.float32) + 0.5}
@@ -36,8 +36,8 @@ def test_history_matches_observation_history_and_never_leaks():
             assert ds.rewards[row] == t + 0.5 and ds.actions[row, 0] == ep["action"][0, 0]
             row += 1
     first_of_ep3 = ds.observations[7].reshape(5, 58)
-    assert np.all(first_of_ep3[:, 3:] == 3000)  # filled with its own first observation, oldest first
-    assert np.all((ds.observations[ds.episode_ids == 2].reshape(-1, 5, 58)[:, :, 3:] // 1000) == 3)
+    assert np.all(first_of_ep3[:, 3:] == 300)  # filled with its own first observation, oldest first
+    assert np.all((ds.observations[ds.episode_ids == 2].reshape(-1, 5, 58)[:, :, 3:] // 100) == 3)
     np.testing.assert_array_equal(ds.terminals, np.eye(15)[5])  # last transition of the fall episode
     np.testing.assert_array_equal(ds.timeouts, np.eye(15)[6] + np.eye(15)[14])
     np.testing.assert_array_equal(ds.episode_ids, [0] * 6 + [1] + [2] * 8)
@@ -51,7 +51,7 @@ def test_stale_start_nonfinite_and_short_episodes():
     ds = build_dataset([lying, nan, synthetic_episode(3, 1)], CFG)
     assert ds.meta["dropped_stale_steps"] == 2 and ds.meta["dropped_nonfinite_steps"] == 4
     assert ds.meta["skipped_short_episodes"] == 1
-    assert len(ds) == 3 + 5 and ds.observations[0, 3] == 1002  # starts at the first upright step
+    assert len(ds) == 3 + 5 and ds.observations[0, 3] == 102  # starts at the first upright step
     assert ds.meta["episodes"][1]["reason"] == "non_finite" and ds.timeouts[-1] == 1
     kept = build_dataset([lying], BuildConfig(reward="logged", skip_stale_start=False))
     assert len(kept) == 5
@@ -126,3 +126,24 @@ def test_runtime_logs_and_raw_logs_build_the_same(real_logs_dir, tmp_path, real_
     first = [e["name"] for e in real_dataset.meta["episodes"]].index(from_raw.meta["episodes"][0]["name"])
     start = int(np.argmax(real_dataset.episode_ids == first))
     np.testing.assert_array_equal(real_dataset.observations[start:start + n], from_raw.observations)
+
+
+def test_out_of_range_steps_are_reported_and_quarantined_not_read_as_a_fall():
+    """Issue 14.5: zeroed rows (a logger glitch) and 1e30 / 1e6 garbage are outside the physical ranges."""
+    from go1o4.data.validate import validate_episode
+
+    zeroed = synthetic_episode(1, 20)
+    zeroed.steps["obs"][12:] = 0.0  # all-zero rows: no gravity vector, which the fall detector read as a fall
+    huge = synthetic_episode(2, 10)
+    huge.steps["obs"][4, 20] = 1e30
+    wild = synthetic_episode(3, 10)
+    wild.steps["action"][7, 3] = 1e6
+    msgs = {k: " ".join(str(i) for i in validate_episode(e)) for k, e in (("z", zeroed), ("h", huge), ("w", wild))}
+    assert "field 'obs' outside its physical range in 8 step(s), first at step 12" in msgs["z"]
+    assert "field 'obs' outside its physical range in 1 step(s), first at step 4" in msgs["h"]
+    assert "field 'action' outside its physical range in 1 step(s), first at step 7" in msgs["w"]
+    ds = build_dataset([zeroed, huge, wild], CFG)
+    assert ds.meta["quarantined_out_of_range_steps"] == 8 + 6 + 3
+    assert [e["reason"] for e in ds.meta["episodes"]] == ["out_of_range"] * 3
+    assert [e["end"] for e in ds.meta["episodes"]] == ["truncation"] * 3  # no fall
+    assert np.abs(ds.observations).max() < 1e4 and np.abs(ds.actions).max() < 1e3

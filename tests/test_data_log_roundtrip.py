@@ -31,6 +31,8 @@ def make_steps(n, seed=0):
             out[name] = rng.integers(0, 4, size=(n,) + shape).astype(dtype)
     out["time"] = 100.0 + np.arange(n) * 0.02 + rng.uniform(0, 1e-3, n)
     out["command"] = rng.normal(size=(n, 15)).astype(np.float32)
+    g = out["obs"][:, 0:3]  # the projected gravity block is a unit vector (data.validate physical ranges)
+    out["obs"][:, 0:3] = g / np.linalg.norm(g, axis=1, keepdims=True)
     return out
 
 
