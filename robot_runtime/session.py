@@ -19,6 +19,7 @@ Python API (data collection, online PPO; the same loops, lock-step runs faster t
 Python 3.8 syntax.
 """
 import collections
+import os
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
@@ -300,8 +301,9 @@ class RuntimeSession:
         problem = reading.reason if (reading is not None and bad) else ""
         if problem != self.t265_problem:
             if problem:
+                refusal = getattr(self.t265, "refusal", "") if problem == "t265_foreign" else ""
                 self.message("T265 %s: episode cut (truncation); the policy keeps running, a new episode starts "
-                             "when the T265 is back" % problem)
+                             "when the T265 is back%s" % (problem, "; " + refusal if refusal else ""))
                 self._event({"cause": problem, "detail": "T265 reading not usable", "time": self.clock.now()})
             else:
                 self.message("T265 ok again")
@@ -338,7 +340,8 @@ class RuntimeSession:
         result = self.recorder.end(end, reason, final_pin, self.loop.first_sends, time.perf_counter())
         tr = result.tracking
         self.message("episode %d ended: %s (%s) after %d steps%s%s" % (
-            result.index, end, reason, result.steps, ", logged" if result.log_path else "",
+            result.index, end, reason, result.steps,
+            ", logged as %s" % os.path.basename(result.log_path) if result.log_path else "",
             "; T265 vx: commanded %.2f, measured %.2f m/s on average, mean |error| %.3f m/s"
             % (tr["cmd_vx"], tr["vx"], tr["abs_vx_error"]) if tr else ""))
         if requested and self.request is not None:

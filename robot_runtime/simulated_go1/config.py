@@ -26,6 +26,7 @@ class SimRobotConfig:
     seed: int = 0
     remote_schedule: str = ""  # YAML file of remote events (see remote.py); "" = neutral remote
     t265_enabled: bool = False
+    robot_name: str = ""  # name in its T265 messages and channel ("": sim-go1-<port>, distinct per robot)
     terrain: TerrainConfig = field(default_factory=TerrainConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
