@@ -24,7 +24,7 @@ STATE_TEXT = {
     "damping": ("DAMPING: motors soft, the robot can lie down", "c / R2 calibrate (ramp slowly to the standing pose)"),
     "calibrating": ("CALIBRATING: ramping to the standing pose, wait", "space / d damping if anything looks wrong"),
     "calibrated": ("CALIBRATED: standing, holding the default pose", "r / R2 run the policy, space / d damping"),
-    "running": ("RUNNING the policy", "w/s a/f arrows velocity, p / R2 pause, l / L2 logging, space damping"),
+    "running": ("RUNNING the policy", "w/s a/f velocity, p / R2 pause, l / L2 log, space damping"),
     "paused": ("PAUSED: holding the default pose", "r / R2 resume, c recalibrate, space / d damping"),
     "estop": ("E-STOP: damping after the stop button", "c / R2 calibrate again when it is safe"),
 }
@@ -60,10 +60,10 @@ def panel_snapshot(session, info: Optional[Dict[str, Any]] = None) -> Dict[str, 
     return snap
 
 
-def _v(v) -> str:
+def _v(v, names=("vx", "vy", "yaw")) -> str:
     if v is None or not np.all(np.isfinite(v)):
-        return "vx  --   vy  --   yaw  -- "
-    return "vx %+.2f vy %+.2f yaw %+.2f" % (v[0], v[1], v[2])
+        return "%s  --   %s  --   %s  -- " % names
+    return "%s %+.2f %s %+.2f %s %+.2f" % (names[0], v[0], names[1], v[1], names[2], v[2])
 
 
 def _n(x, fmt: str) -> str:
@@ -82,14 +82,13 @@ def panel_rows(snap: Dict[str, Any], rates: RateMeter, last_event: Optional[Tupl
         safety = "TRIPPED: %s, robot in damping" % cause_text(snap["tripped"])
     else:
         safety = "ok, limits active"
-    if last_event is not None:
-        safety += "; last event %s %s%s" % (last_event[0], cause_text(last_event[1]),
-                                            ": %s" % last_event[2] if last_event[2] else "")
-    loops = "link %s Hz, %d missed | policy %s Hz, %d missed | inference %s ms" % (
+    event = "none since the start" if last_event is None else "%s %s%s" % (
+        last_event[0], cause_text(last_event[1]), ": %s" % last_event[2] if last_event[2] else "")
+    loops = "link %s Hz (%d missed) | policy %s Hz (%d missed) | inference %s ms" % (
         _n(rates.link_hz, "%.0f"), snap["link_missed"], _n(rates.policy_hz, "%.0f"), snap["policy_missed"],
         _n(snap["inference_ms"], "%.2f"))
     if snap["lockstep"] and np.isfinite(rates.speedup):
-        loops += " | lock-step x%.1f real time" % rates.speedup
+        loops += " | x%.1f real time" % rates.speedup
     t265 = snap["t265"]
     t265_text = {"ok": "ok", "off": "off (--no-t265): no reward", "-": "no reading yet"}.get(t265, cause_text(t265))
     if snap.get("t265_refusal") and t265 == "t265_foreign":
@@ -111,8 +110,9 @@ def panel_rows(snap: Dict[str, Any], rates: RateMeter, last_event: Optional[Tupl
             (" in %s" % snap["log_dir"] if snap.get("log_dir") else "")
     else:
         logging = "off (l / L2 starts recording)" + (" | dir %s" % snap["log_dir"] if snap.get("log_dir") else "")
-    return [("state", words), ("next", nxt), ("safety", safety), ("loops", loops),
-            ("command", _v(snap["command"]) + "  (m/s, rad/s)"), ("T265", _v(snap["v_body"]) + "  " + t265_text),
+    return [("state", words), ("next", nxt), ("safety", safety), ("event", event), ("loops", loops),
+            ("command", _v(snap["command"]) + "  (m/s, m/s, rad/s)"),
+            ("T265", _v(snap["v_body"], ("vx", "vy", "vz")) + "  (m/s) " + t265_text),
             ("robot", robot), ("episode", episode), ("logging", logging)]
 
 
@@ -126,23 +126,24 @@ def render_panel(snap: Dict[str, Any], rates: RateMeter, messages, last_event=No
                  height: int = 24):
     """The rich renderable: a bordered grid that fits ``width`` x ``height`` (messages fill what is left)."""
     from rich import box
+    from rich.console import Group
     from rich.panel import Panel
+    from rich.rule import Rule
     from rich.table import Table
     from rich.text import Text
 
     rows = panel_rows(snap, rates, last_event)
     grid = Table.grid(padding=(0, 1), expand=True)
-    grid.add_column(width=8, no_wrap=True, style="bold")
+    grid.add_column(width=7, no_wrap=True, style="bold")
     grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     for label, text in rows:
         style = "bold reverse" if label == "state" else ("bold red" if "TRIPPED" in text or "FAILED" in text else "")
         grid.add_row(label, Text(text, style=style))
     room = max(0, height - 2 - len(rows) - 1)
-    grid.add_row("messages", Text("" if messages else "(none yet)", style="dim"))
-    for m in list(messages)[-room:] if room else []:
-        grid.add_row("", Text(m))
-    return Panel(grid, title=panel_title(snap.get("info", {})), title_align="left", box=box.ROUNDED,
-                 width=width, height=height, padding=(0, 1))
+    shown = list(messages)[-room:] if room else []
+    lines = [Text(m, no_wrap=True, overflow="ellipsis") for m in shown] or [Text("(no messages yet)", style="dim")]
+    return Panel(Group(grid, Rule("messages", style="dim"), *lines), title=panel_title(snap.get("info", {})),
+                 title_align="left", box=box.ROUNDED, width=width, height=height, padding=(0, 1))
 
 
 def render_text(snap, rates, messages, last_event=None, width: int = 80, height: int = 24) -> str:

@@ -113,8 +113,20 @@ def test_scripted_workflow_calibrate_run_pause_damping(make, robot, tmp_path):
     assert np.nanmax(e["extra_latency"]) < 1.0 and np.all(e["extra_inference"] > 0)
     meta = yaml.safe_load(open(os.path.join(s.log.session_path, "session.yaml")))
     assert meta["policy_hash"] == s.policy.sha256 and meta["contract"]["action"]["dim"] == 12
-    assert meta["config"]["safety"]["ramp_step"] == 0.05 and meta["terrain"] == "unknown"
+    assert meta["config"]["safety"]["ramp_step"] == 0.05
+    assert meta["terrain"] == "rigid"  # what the simulator really uses (issue 18.1), not the config's "unknown"
+    assert meta["robot"]["name"] == "sim-go1-%d" % robot.port and meta["robot"]["simulated"]
     assert meta["software_version"]
+    # the screen names the files: "episode 0 ... logged as episode_00000.h5" (issue 18.2)
+    assert "logged as %s" % os.path.basename(eps[0].path) in text, text
+    from go1o4.robot_runtime.panel import panel_snapshot, render_text
+    from go1o4.robot_runtime.status import RateMeter
+
+    screen = render_text(panel_snapshot(s, {"robot": s.cfg.robot.name, "where": "lock-step"}), RateMeter(), msgs,
+                         None, 80, 24)
+    lines = screen.rstrip("\n").split("\n")
+    assert len(lines) == 24 and max(map(len, lines)) <= 80, screen
+    assert "DAMPING" in screen and "c / R2 calibrate" in screen and "2 finished" in screen, screen
 
 
 def test_run_episode_api_stochastic_faster_than_real_time(make, policies):

@@ -75,8 +75,9 @@ def test_stream_then_stall_goes_stale_within_100_to_200_ms(bus, channel):
 
     def stream():
         k = 0
-        while not stop.is_set():
-            publish(bus, channel, pose(), frame=k)
+        while not stop.is_set():  # the deploy config's robot go1-default, on its channel <channel>/go1-default
+            bus.publish(channel + "/go1-default", pose_to_message(pose(), k, int(time.monotonic() * 1e6),
+                                                                  "go1-default").encode())
             last["t"] = time.monotonic()
             k += 1
             time.sleep(0.005)  # 200 Hz
@@ -207,8 +208,9 @@ def test_echo_command_reports_the_stream(bus, channel, capsys):
 
     def stream():
         k = 0
-        while not stop.is_set():
-            publish(bus, channel, pose(), frame=k)
+        while not stop.is_set():  # the deploy config's robot go1-default, on its channel <channel>/go1-default
+            bus.publish(channel + "/go1-default", pose_to_message(pose(), k, int(time.monotonic() * 1e6),
+                                                                  "go1-default").encode())
             k += 1
             time.sleep(0.005)
 
@@ -221,7 +223,8 @@ def test_echo_command_reports_the_stream(bus, channel, capsys):
         stop.set()
         th.join()
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) >= 2
+    assert lines[0] == "listening to robot go1-default's T265 on %s channel %s/go1-default" % (URL, channel)
+    assert len(lines) >= 3
     # the first period may start before the stream; the second one is full
     rate = float(lines[-1].split()[1])
     assert lines[-1].startswith("ok") and 100 < rate < 260, lines

@@ -30,11 +30,13 @@ def add_arguments(p) -> None:
     p.add_argument("--port", type=int, help="UDP port the SDK talks to (default 8007; 0 = any free port)")
     p.add_argument("--control-port", type=int, help="JSON control port (default 8017; -1 = off; 0 = any)")
     p.add_argument("--physics-hz", type=float, help="1000 or 2000")
-    p.add_argument("--start-pose", choices=("lying", "standing"))
+    p.add_argument("--start-pose", choices=("lying", "standing"), help="pose at start and after resets (default lying)")
     p.add_argument("--remote", help="YAML schedule of remote-controller events")
     p.add_argument("--t265-lcm", help="publish the simulated T265 on this LCM URL (default %s) on channel "
                    "T265_POSE/sim-go1-<port>, identity sim-go1-<port> / SIM-T265-<port>" % DEFAULT_T265_URL)
     p.add_argument("--no-t265", action="store_true", help="no simulated T265 (the session then has no reward)")
+    p.add_argument("--rt-priority", type=int, default=30, help="real-time mode: SCHED_FIFO priority of the simulator "
+                   "when allowed, so that a busy computer does not starve it (0 = normal; default %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set faults.state_loss=0.05 (repeatable)")
 
@@ -72,6 +74,11 @@ def run(args) -> int:
         robot.stop()
 
     signal.signal(signal.SIGTERM, _stop)
+    if cfg.mode == "realtime" and args.rt_priority > 0:
+        try:  # like a real Go1's motor controller, it must not wait behind other processes
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except (OSError, AttributeError):
+            pass
     ident = robot.identity()
     print("%s port=%d control_port=%s mode=%s terrain=%s physics_hz=%g robot=%s t265=%s"
           % (READY, robot.port, robot.control_port, cfg.mode, cfg.terrain.kind, cfg.physics_hz, ident["robot_name"],
