@@ -75,9 +75,8 @@ def test_stream_then_stall_goes_stale_within_100_to_200_ms(bus, channel):
 
     def stream():
         k = 0
-        while not stop.is_set():  # the deploy config's robot go1-default, on its channel <channel>/go1-default
-            bus.publish(channel + "/go1-default", pose_to_message(pose(), k, int(time.monotonic() * 1e6),
-                                                                  "go1-default").encode())
+        while not stop.is_set():
+            publish(bus, channel, pose(), frame=k)
             last["t"] = time.monotonic()
             k += 1
             time.sleep(0.005)  # 200 Hz
