@@ -5,6 +5,8 @@ imported lazily so that ``go1o4 data ...`` never imports mujoco or torch.
 """
 import argparse
 import importlib
+import os
+import shlex
 import sys
 from typing import List, Optional
 
@@ -58,6 +60,12 @@ def format_help() -> str:
     return "\n".join(lines) + "\n"
 
 
+def extra_args(name: str) -> List[str]:
+    """Arguments appended from ``GO1O4_ARGS_<COMMAND>`` (e.g. ``GO1O4_ARGS_PRETRAIN="--iterations 1"``): how the
+    README's commands run as written with test budgets (tests/test_quick_reference.py). Unset: nothing."""
+    return shlex.split(os.environ.get("GO1O4_ARGS_" + name.upper().replace("-", "_"), ""))
+
+
 def _optional(name: str, module: str, help_text: str) -> None:
     COMMANDS.setdefault(name, (module, help_text))
 
@@ -92,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     sp = argparse.ArgumentParser(prog="go1o4 %s" % name, description=help_text)
     module.add_arguments(sp)
-    args = sp.parse_args(argv[1:])
+    args = sp.parse_args(argv[1:] + extra_args(name))
     return int(module.run(args) or 0)
 
 

@@ -78,6 +78,8 @@ def state_key(snap: Dict[str, Any]) -> str:
 def panel_rows(snap: Dict[str, Any], rates: RateMeter, last_event: Optional[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
     """(label, text) rows of the panel, in words. ``last_event``: (clock time, cause, detail) or None."""
     words, nxt = STATE_TEXT[state_key(snap)]
+    if snap["battery"] is None and snap["state"] in ("damping", "estop"):
+        words = "%s: no robot state received yet (robot on? network?)" % snap["state"].upper()
     if snap["tripped"]:
         safety = "TRIPPED: %s, robot in damping" % cause_text(snap["tripped"])
     else:
