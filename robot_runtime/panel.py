@@ -86,7 +86,7 @@ def panel_rows(snap: Dict[str, Any], rates: RateMeter, last_event: Optional[Tupl
         safety = "ok, limits active"
     event = "none since the start" if last_event is None else "%s %s%s" % (
         last_event[0], cause_text(last_event[1]), ": %s" % last_event[2] if last_event[2] else "")
-    loops = "link %s Hz (%d missed) | policy %s Hz (%d missed) | inference %s ms" % (
+    loops = "link %s Hz %d missed | policy %s Hz %d missed | inference %s ms" % (
         _n(rates.link_hz, "%.0f"), snap["link_missed"], _n(rates.policy_hz, "%.0f"), snap["policy_missed"],
         _n(snap["inference_ms"], "%.2f"))
     if snap["lockstep"] and np.isfinite(rates.speedup):
@@ -160,6 +160,18 @@ def render_text(snap, rates, messages, last_event=None, width: int = 80, height:
     return out.getvalue()
 
 
+def parse_event(message: str) -> Optional[Tuple[str, str]]:
+    """(cause, detail) of a session message that reports a safety event or an episode cut by the T265."""
+    if message.startswith("SAFETY ") and ": " in message:
+        cause, detail = message[len("SAFETY "):].split(": ", 1)
+        return cause, detail
+    if message.startswith("T265 t265_") and ": episode cut" in message:
+        cause, rest = message[len("T265 "):].split(": ", 1)
+        parts = rest.split("; ")  # "episode cut (truncation); the policy keeps running ...[; the refusal]"
+        return cause, "episode cut" + ("; " + parts[2] if len(parts) > 2 else "")
+    return None
+
+
 def plain_line(snap: Dict[str, Any], rates: RateMeter) -> str:
     """One line for the journal: the panel's rows joined, short."""
     rows = dict(panel_rows(snap, rates, None))
@@ -196,6 +208,9 @@ class OperatorPanel:
     def message(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.messages.append("%s %s" % (stamp, text))
+        event = parse_event(text)
+        if event is not None:
+            self.last_event = (stamp,) + event
         if not self.enabled:
             return
         if self.tty:
@@ -252,7 +267,7 @@ def format_summary(summary: Dict[str, Any]) -> str:
     if len(eps) > 10:
         lines.insert(1, "  (first %d not shown)" % (len(eps) - 10))
     link, pol = summary.get("link", {}), summary.get("policy", {})
-    lines.append("  link: %d ticks at %s Hz, %d missed deadlines; %d LowState received, %d CRC failures" % (
+    lines.append("  link: %d ticks at %s Hz, %d missed; %d states received, %d CRC failures" % (
         link.get("n", 0), _n(link.get("rate_hz"), "%.0f"), link.get("missed", 0), link.get("received", 0),
         link.get("crc_failures", 0)))
     inf = pol.get("inference", {})

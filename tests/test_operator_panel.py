@@ -36,7 +36,7 @@ def test_panel_fits_and_says_what_matters(width, height):
     lines = text.rstrip("\n").split("\n")
     assert len(lines) == height, text
     assert max(len(line) for line in lines) <= width, text
-    for needle in ("RUNNING the policy", "p / R2 pause", "link 500 Hz (3 missed)", "policy 50 Hz (1 missed)",
+    for needle in ("RUNNING the policy", "p / R2 pause", "link 500 Hz 3 missed", "policy 50 Hz 1 missed",
                    "vx +0.50", "vx +0.48", "battery 93 %", "RR_calf 41 C", "episode 2, step 412 / 1000",
                    "ON -> episode_00001.h5", "go1-lab2", "tilted past the limit (fall) (tilt)", "messages",
                    "message number 29"):
@@ -105,4 +105,17 @@ def test_summary_is_readable():
     text = format_summary(summary)
     assert "{" not in text and "2 episodes, 1 logged" in text
     assert "episode 0: 1000 steps, truncation (time_limit) -> episode_00000.h5" in text
-    assert "episode 1: 88 steps, terminal (fall)" in text and "30000 ticks at 500 Hz, 2 missed" in text
+    assert "episode 1: 88 steps, terminal (fall)" in text and "30000 ticks at 500 Hz, 2 missed;" in text
+
+
+def test_last_event_comes_from_the_messages():
+    p = OperatorPanel(stream=io.StringIO(), enabled=False)
+    p.message("SAFETY tilt: roll 1.70 rad beyond 1.60")
+    p.message("running the policy (remote)")
+    assert p.last_event[1:] == ("tilt", "roll 1.70 rad beyond 1.60")
+    p.message("T265 t265_foreign: episode cut (truncation); the policy keeps running, a new episode starts when the "
+              "T265 is back; T265 stream from robot 'go1-b' (camera 'X') refused")
+    assert p.last_event[1] == "t265_foreign" and "go1-b" in p.last_event[2]
+    p.update(snap(state="damping", calibrated=False))
+    text = render_text(p._snap, p.rates, p.messages, p.last_event, 80, 24)
+    assert "only another robot's T265 stream (refused) (t265_foreign)" in text, text

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_pipeline_quick import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -25,17 +26,7 @@ OFFLINE = ["bc.steps=40", "bc.eval_every=20", "value.steps=40", "value.eval_ever
            "dynamics.num_elites=2", "dynamics.epoch_steps=20", "dynamics.max_epochs=2", "improve.steps=30",
            "improve.ope_every=10", "ope.num_starts=16", "ope.horizon=5", "log_every=10", "bc.batch_size=64",
            "value.batch_size=64", "improve.batch_size=64", "dynamics.batch_size=64"]
-PIPELINE = [
-    "collect.steps=300", "collect.episode_steps=100",
-    "offline_overrides={value.steps: 20, value.eval_every: 10, dynamics.max_epochs: 1, dynamics.epoch_steps: 20, "
-    "improve.steps: 10, improve.ope_every: 5, ope.num_starts: 16, ope.horizon: 5, log_every: 5}",
-    "iql_overrides={value.steps: 20, value.eval_every: 10, dynamics.max_epochs: 1, dynamics.epoch_steps: 20, "
-    "iql.steps: 20, iql.eval_every: 10, ope.num_starts: 16, ope.horizon: 5, log_every: 5}",
-    "online.total_steps=200", "online.steps_per_update=100", "online.episode_steps=100", "online.minibatch_size=50",
-    "online.ppo.epochs=2", "online.curve={at_steps: [0], episodes: 1, episode_steps: 40}",
-    "online.eval={speeds: [0.5, 1.5], episodes: 1, episode_steps: 40, warmup_steps: 5}",
-    "iql_online.updates_per_step=0.05", "eval={speeds: [0.4, 1.2], episodes: 1, episode_steps: 60, warmup_steps: 10}",
-]
+PIPELINE = TINY  # test_pipeline_quick's tiny budgets
 BUDGETS = {
     "GO1O4_ARGS_PRETRAIN": PRETRAIN,
     "GO1O4_ARGS_EVALUATE": ["--episodes", "1", "--steps", "50", "--workers", "0"],
@@ -89,6 +80,7 @@ def stop(proc) -> str:
     return proc.communicate(timeout=30)[0]
 
 
+@pytest.mark.timeout(1800)  # ~5 min on two free cores (data import of the real logs ~1 min, pipeline ~1.5 min)
 def test_readme_quick_reference_runs_as_written(scratch):
     lines = quick_reference()
     assert lines[0] == "source .venv/bin/activate"
