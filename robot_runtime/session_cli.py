@@ -221,7 +221,10 @@ def pick_robot(args, cfg: SessionConfig, say: Callable[[str], None]):
     real = args.robot_ip is not None and args.robot_ip not in LOOPBACK
     if real:
         return None, args.robot_ip, cfg.robot.robot_port, False
-    if args.sim_port is not None and args.sim_control_port is None:  # a bare SDK port: no resets, no identity
+    if args.sim_port is not None and args.sim_control_port is None:  # a bare SDK port: no resets
+        from go1o4.robot_runtime.t265.identity import sim_identity
+
+        cfg.robot.name, cfg.t265.serial = sim_identity(args.sim_port)  # a simulated Go1's default identity
         return None, "127.0.0.1", args.sim_port, args.sim_mode == "lockstep"
     control = args.sim_control_port or DEFAULT_SIM_CONTROL_PORT
     robot = None
