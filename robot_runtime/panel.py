@@ -181,7 +181,8 @@ def plain_line(snap: Dict[str, Any], rates: RateMeter) -> str:
 
 
 class OperatorPanel:
-    """Live panel on a TTY (rich), one line per change otherwise. ``message`` / ``update`` / ``close``."""
+    """Live panel on a TTY (rich), one line per change otherwise. ``message`` / ``update`` / ``close``.
+    ``enabled=False`` (``--quiet``): no panel and no status lines, messages only."""
 
     def __init__(self, stream=None, enabled: bool = True, messages: int = 50, heartbeat_s: float = 60.0):
         self.stream = stream if stream is not None else sys.stdout
@@ -211,11 +212,9 @@ class OperatorPanel:
         event = parse_event(text)
         if event is not None:
             self.last_event = (stamp,) + event
-        if not self.enabled:
-            return
-        if self.tty:
+        if self.tty and self.enabled:
             self._refresh()
-        else:
+        else:  # the journal, or --quiet: messages still print, one line each
             self._write("%s %s\n" % (stamp, text))
 
     def update(self, snap: Dict[str, Any]) -> None:

@@ -109,7 +109,8 @@ def test_summary_is_readable():
 
 
 def test_last_event_comes_from_the_messages():
-    p = OperatorPanel(stream=io.StringIO(), enabled=False)
+    out = io.StringIO()
+    p = OperatorPanel(stream=out, enabled=False)  # --quiet: messages only
     p.message("SAFETY tilt: roll 1.70 rad beyond 1.60")
     p.message("running the policy (remote)")
     assert p.last_event[1:] == ("tilt", "roll 1.70 rad beyond 1.60")
@@ -117,5 +118,6 @@ def test_last_event_comes_from_the_messages():
               "T265 is back; T265 stream from robot 'go1-b' (camera 'X') refused")
     assert p.last_event[1] == "t265_foreign" and "go1-b" in p.last_event[2]
     p.update(snap(state="damping", calibrated=False))
+    assert out.getvalue().count("\n") == 3 and "status:" not in out.getvalue()
     text = render_text(p._snap, p.rates, p.messages, p.last_event, 80, 24)
     assert "only another robot's T265 stream (refused) (t265_foreign)" in text, text

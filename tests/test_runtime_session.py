@@ -250,3 +250,47 @@ def test_remote_schedule_drives_the_workflow_and_estop(tmp_path, policies):
 def test_sim_robot_handle_reports_bad_mode():
     with pytest.raises(ValueError, match="how must be"):
         SimRobot(how="docker")
+
+
+def test_foreign_t265_stream_is_refused_and_never_rewarded(make, robot):
+    """Issue 18.1: another robot ('go1-intruder', 1.2 m/s) publishes on this session's URL and channel the
+    whole time. Its samples are refused; while the simulated robot's own T265 runs they are ignored, when it
+    stalls the episode is cut as t265_foreign with the reason in words, and no logged step used its velocity."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import lcm
+    from go1o4.robot_runtime.t265.realsense_publisher import pose_to_message
+
+    def vec(x, y, z):
+        return SimpleNamespace(x=x, y=y, z=z)
+    other = SimpleNamespace(translation=vec(0, 0, 0), velocity=vec(0.0, 0.0, -1.2), acceleration=vec(0, 0, 0),
+                            rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=1.0), angular_velocity=vec(0, 0, 0),
+                            angular_acceleration=vec(0, 0, 0), tracker_confidence=3, mapper_confidence=3)
+    msgs = []
+    s = make("logging.enabled_at_start=true", messages=msgs)
+    bus, stop = lcm.LCM(s.cfg.t265.lcm_url), threading.Event()
+
+    def intruder():
+        k = 0
+        while not stop.is_set():
+            bus.publish(s.t265.channel, pose_to_message(other, k, int(time.monotonic() * 1e6), "go1-intruder",
+                                                        "905312110999").encode())
+            k += 1
+            time.sleep(0.002)
+    th = threading.Thread(target=intruder, daemon=True)
+    th.start()
+    try:
+        sched, _ = _at(0.6, lambda: robot.call("t265_stall", seconds=5.0))
+        r = s.run_episode(command_schedule=sched, max_steps=500, reset_pose="standing")
+    finally:
+        stop.set()
+        th.join()
+    assert (r.end, r.reason) == ("truncation", "t265_foreign") and 30 <= r.steps <= 40, (r.reason, r.steps)
+    assert s.t265.refused > 0 and "robot 'go1-intruder'" in s.t265.refusal
+    text = "\n".join(msgs)
+    assert "T265 t265_foreign: episode cut" in text and "refused: this session is robot 'sim-go1-" in text, text
+    ep = load_episodes(s)[-1]
+    assert ep.reason == "t265_foreign" and np.all(np.isfinite(ep["reward"]))
+    assert np.abs(ep["t265_velocity_body"][:, 0]).max() < 0.8  # its own (command 0.3 m/s), never the other's 1.2
