@@ -258,16 +258,12 @@ def test_foreign_t265_stream_is_refused_and_never_rewarded(make, robot):
     stalls the episode is cut as t265_foreign with the reason in words, and no logged step used its velocity."""
     import threading
     import time
-    from types import SimpleNamespace
 
     import lcm
     from go1o4.robot_runtime.t265.realsense_publisher import pose_to_message
+    from test_t265_source import pose
 
-    def vec(x, y, z):
-        return SimpleNamespace(x=x, y=y, z=z)
-    other = SimpleNamespace(translation=vec(0, 0, 0), velocity=vec(0.0, 0.0, -1.2), acceleration=vec(0, 0, 0),
-                            rotation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=1.0), angular_velocity=vec(0, 0, 0),
-                            angular_acceleration=vec(0, 0, 0), tracker_confidence=3, mapper_confidence=3)
+    other = pose(v=(0.0, 0.0, -1.2), w=(0.0, 0.0, 0.0))  # T265 axes: 1.2 m/s forward
     msgs = []
     s = make("logging.enabled_at_start=true", messages=msgs)
     bus, stop = lcm.LCM(s.cfg.t265.lcm_url), threading.Event()
