@@ -30,8 +30,11 @@ yaml_get() {
 
 LCM_URL=$(yaml_get t265 lcm_url)
 CHANNEL=$(yaml_get t265 channel)
+ROBOT=$(yaml_get robot name)
+SERIAL=${GO1O4_T265_SERIAL:-$(yaml_get t265 serial)}
 [ -n "$LCM_URL" ] || die "$CONFIG: t265.lcm_url is missing"
 [ -n "$CHANNEL" ] || die "$CONFIG: t265.channel is missing"
+[ -n "$ROBOT" ] || die "$CONFIG: robot.name is missing (it names the robot's T265 stream)"
 
 "$PY" - <<'PYCHECK' || die "the interpreter $PY cannot run the publisher (see above)"
 import sys
@@ -49,13 +52,13 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PYCHECK
 
-ARGS=(--lcm-url "$LCM_URL" --channel "$CHANNEL")
-if [ -n "${GO1O4_T265_SERIAL:-}" ]; then
-  ARGS+=(--serial "$GO1O4_T265_SERIAL")
+ARGS=(--robot "$ROBOT" --lcm-url "$LCM_URL" --channel "$CHANNEL")
+if [ -n "$SERIAL" ]; then
+  ARGS+=(--serial "$SERIAL")
 fi
 
 if [ "${1:-}" = "--check" ]; then
-  echo "launch_t265: ok: $PY, publishing to $LCM_URL channel $CHANNEL"
+  echo "launch_t265: ok: $PY, publishing to $LCM_URL channel $CHANNEL/$ROBOT"
   exit 0
 fi
 

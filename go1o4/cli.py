@@ -5,6 +5,8 @@ imported lazily so that ``go1o4 data ...`` never imports mujoco or torch.
 """
 import argparse
 import importlib
+import os
+import shlex
 import sys
 from typing import List, Optional
 
@@ -14,7 +16,7 @@ from go1o4 import __version__
 COMMANDS = {
     "sim-robot": ("go1o4.robot_runtime.simulated_go1.cli", "run the simulated Go1 answering the SDK's UDP protocol"),
     "stand": ("go1o4.robot_runtime.stand", "stand the robot from damping to the default pose through the SDK"),
-    "demo": ("go1o4.robot_runtime.demo", "main job: bring up the simulated Go1 and stand it up through the real SDK"),
+    "demo": ("go1o4.robot_runtime.demo", "a short look: the simulated Go1 stands up from damping through the real SDK"),
     "pretrain": ("go1o4.sim_pretrain.cli_pretrain", "PPO pretraining of the Go1 policy in the vectorised MuJoCo env"),
     "export": ("go1o4.sim_pretrain.cli_export", "export a pretrain checkpoint to ONNX + YAML policy contract"),
     "calibrate": ("go1o4.sim_pretrain.calibration.cli",
@@ -30,6 +32,42 @@ COMMANDS = {
     "pipeline": ("go1o4.experiments.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
     "offline-evidence": ("go1o4.experiments.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
 }
+
+
+#: the top-level help, by pipeline stage (commands not listed here appear under "other")
+STAGES = (
+    ("1 simulation pretraining", ("pretrain", "export", "evaluate")),
+    ("2 robot: real or simulated Go1", ("sim-robot", "session", "stand", "t265-echo", "demo")),
+    ("3 data: episode logs and datasets", ("data",)),
+    ("4 offline fine-tuning", ("offline", "offline-evidence")),
+    ("5 online fine-tuning and the whole recipe", ("online", "pipeline")),
+)
+USAGE = """usage: go1o4 COMMAND [ARGUMENTS]     go1o4 COMMAND --help: that command's arguments
+
+Unitree Go1 from simulation to real-world Uni-O4 fine-tuning (Lei et al., ICLR 2024).
+First steps: `make demo` runs the whole recipe on the simulated Go1 in a few minutes;
+`go1o4 sim-robot` in one terminal and `go1o4 session --robot-ip 127.0.0.1` in another
+drive the simulated robot like a real one (README, "Quick reference").
+"""
+
+
+def format_help() -> str:
+    """The top-level help: commands grouped by pipeline stage."""
+    lines = [USAGE]
+    for title, names in STAGES + (("other", tuple(n for n in COMMANDS if not any(n in g for _, g in STAGES))),):
+        names = [n for n in names if n in COMMANDS]
+        if names:
+            lines.append("%s:" % title)
+            lines += ["  %-17s %s" % (n, COMMANDS[n][1]) for n in names]
+            lines.append("")
+    lines.append("options:\n  -h, --help        this help\n  --version         the go1o4 version")
+    return "\n".join(lines) + "\n"
+
+
+def extra_args(name: str) -> List[str]:
+    """Arguments appended from ``GO1O4_ARGS_<COMMAND>`` (e.g. ``GO1O4_ARGS_PRETRAIN="--iterations 1"``): how the
+    README's commands run as written with test budgets (tests/test_quick_reference.py). Unset: nothing."""
+    return shlex.split(os.environ.get("GO1O4_ARGS_" + name.upper().replace("-", "_"), ""))
 
 
 def _optional(name: str, module: str, help_text: str) -> None:
@@ -50,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
-        parser.print_help()
+        sys.stdout.write(format_help())
         return 0
     if argv[0] == "--version":
         parser.parse_args(argv)
@@ -66,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     sp = argparse.ArgumentParser(prog="go1o4 %s" % name, description=help_text)
     module.add_arguments(sp)
-    args = sp.parse_args(argv[1:])
+    args = sp.parse_args(argv[1:] + extra_args(name))
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (trainers save their checkpoint before this)

@@ -23,10 +23,11 @@ def add_arguments(p) -> None:
                    help="a built dataset file, a directory of our episode logs, or 'uni_o4_real'")
     p.add_argument("--preset", default="quick", help="paper | quick, or a path to a YAML config")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
-    p.add_argument("--algo", choices=algorithm_names(), default=None)
-    p.add_argument("--init", choices=("data", "pretrained"), default=None)
+    p.add_argument("--algo", choices=algorithm_names(), default=None, help="algorithm (default: the preset's)")
+    p.add_argument("--init", choices=("data", "pretrained"), default=None,
+                   help="initialise the policy from behaviour cloning (data) or the pretrained policy (default: the preset's)")
     p.add_argument("--pretrained", default=None, help=".pt state_dict or .onnx of the sim-pretrained policy")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set improve.steps=2000 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")

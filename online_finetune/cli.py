@@ -22,10 +22,10 @@ def add_arguments(p) -> None:
     p.add_argument("--pretrained", help="pretrained policy (.onnx or .pt) for --init pretrained")
     p.add_argument("--config", help="YAML OnlineConfig (default: <out>/config.yaml on resume, else %s)" % CONFIG)
     p.add_argument("--steps", type=int, help="total online steps (overrides total_steps)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="random seed (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set robot.terrain=rigid (repeatable)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
     p.add_argument("--device", help="auto | cpu | cuda[:N] for the PPO update (config key device)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `pip install wandb`)")
 

@@ -18,10 +18,11 @@ from go1o4.config import ConfigError, load_config
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--terrain", choices=("rigid", "mattress"), default="rigid")
-    p.add_argument("--mode", choices=("realtime", "lockstep"), default="realtime")
+    p.add_argument("--terrain", choices=("rigid", "mattress"), default="rigid", help="simulated ground (default %(default)s)")
+    p.add_argument("--mode", choices=("realtime", "lockstep"), default="realtime",
+                   help="simulator clock: wall clock or as fast as it computes (default %(default)s)")
     p.add_argument("--in-process", action="store_true", help="simulator in a thread instead of its own process")
-    p.add_argument("--physics-hz", type=float, default=1000.0)
+    p.add_argument("--physics-hz", type=float, default=1000.0, help="physics rate, 1000 or 2000 (default %(default)s)")
     p.add_argument("--stand-config", help="YAML StandConfig")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a StandConfig field")
     p.add_argument("--json", help="write the result here")

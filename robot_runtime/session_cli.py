@@ -4,8 +4,11 @@
     go1o4 session --policy P --sim-mode lockstep --script s.yaml --episodes 3  # unattended, faster than real time
     go1o4 session --config deploy/config/go1_default.yaml --policy P --robot-ip 192.168.123.10
 
-Without ``--robot-ip`` the simulated Go1 is started on 127.0.0.1 (``--sim-robot subprocess|thread``)
-or an already running one is used (``--sim-port``). The session starts in damping: nothing moves
+The robot: ``--robot-ip 192.168.123.10`` a real Go1; ``--robot-ip 127.0.0.1`` the ``go1o4 sim-robot``
+running on this computer (found through its control port 8017: SDK port, terrain, T265 identity); no
+``--robot-ip``: that one if it runs, else the session starts its own simulated Go1 (``--sim-robot
+subprocess|thread`` forces its own). The T265 stream is the robot's own (``T265_POSE/<robot name>``,
+identity checked on every sample). The session starts in damping: nothing moves
 until the operator calibrates (c / R2). Exit status: 0 done, 1 the runtime failed, 2 setup error
 (config, policy contract mismatch, simulator not starting).
 
@@ -25,6 +28,8 @@ from go1o4.robot_runtime.session_config import SessionConfig, load_session_confi
 from go1o4.config import ConfigError, to_dict
 
 DEFAULT_POLICY = "sim_pretrain/policies/go1_flat.onnx"
+DEFAULT_SIM_CONTROL_PORT = 8017  # `go1o4 sim-robot`'s default control port
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot_port: int = 8007,
@@ -51,6 +56,7 @@ def build_session(cfg: SessionConfig, policy, robot_ip: str = "127.0.0.1", robot
     clock = LockstepClock() if lockstep else WallClock(cfg.runtime.spin_s)
     if robot is not None:
         robot_port = robot.port
+        adopt_simulated_identity(cfg, robot)
     link = SdkLink(robot_ip, robot_port, local_port=local_port)
     t265, episode_log = _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend, clock,
                                  metadata, relay)
@@ -71,7 +77,7 @@ def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend,
     t265 = None
     if use_t265:  # its reader thread runs Python: real-time too, else it could hold the GIL while preempted
         with inherited_priority(0 if lockstep else max(1, cfg.runtime.rt_priority - 2)):
-            t265 = T265Source(cfg.t265, clock=clock.now).start()
+            t265 = T265Source(cfg.t265, clock=clock.now, robot=cfg.robot.name).start()
     else:
         cfg.runtime.t265_required = False
     episode_log = None
@@ -85,6 +91,21 @@ def _helpers(cfg, policy, robot_ip, lockstep, robot, use_t265, log, log_backend,
         episode_log = EpisodeLog(cfg.logging.log_dir, meta, cfg.logging.flush_every_s,
                                  log_backend or ("direct" if lockstep else "process"), on_message=on_message)
     return t265, episode_log
+
+
+def adopt_simulated_identity(cfg: SessionConfig, robot) -> None:
+    """A simulated robot is who it says it is: its name, T265 serial/stream and real terrain go into ``cfg``
+    (the T265 source then accepts only that robot's samples; the logs record the simulator's terrain)."""
+    info = getattr(robot, "info", None)
+    if info is None and getattr(robot, "control", None) is not None:
+        info = robot.info = robot.control.ping()
+    if not info or "robot_name" not in info:
+        return
+    cfg.robot.name, cfg.logging.terrain = info["robot_name"], info.get("terrain", cfg.logging.terrain)
+    t = info.get("t265") or {}
+    cfg.t265.serial = t.get("serial", "")
+    if t.get("lcm_url"):
+        cfg.t265.lcm_url, cfg.t265.channel = t["lcm_url"], t["channel"]
 
 
 def start_simulated_robot(cfg: SessionConfig, mode: str = "lockstep", how: str = "subprocess",
@@ -102,14 +123,20 @@ def add_arguments(p) -> None:
     p.add_argument("--policy", default=DEFAULT_POLICY, help="ONNX policy (its contract YAML beside it)")
     p.add_argument("--config", help="robot YAML (deploy/config/go1_default.yaml) incl. an optional runtime: section")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    p.add_argument("--robot-ip", help="a real Go1 (192.168.123.10); default: the simulated Go1 on 127.0.0.1")
-    p.add_argument("--sim-robot", choices=("subprocess", "thread"), default="subprocess",
-                   help="how to start the simulated Go1 (default %(default)s)")
-    p.add_argument("--sim-port", type=int, help="use a simulated Go1 already serving on this port")
-    p.add_argument("--sim-control-port", type=int, help="its control port (reset between episodes)")
-    p.add_argument("--sim-mode", choices=("realtime", "lockstep"), default="realtime")
-    p.add_argument("--terrain", default="rigid", help="simulated ground: rigid, mattress, ...")
-    p.add_argument("--start-pose", choices=("lying", "standing"), default="lying")
+    p.add_argument("--robot-ip", help="the robot: a real Go1 (192.168.123.10), or 127.0.0.1 = attach to the running "
+                   "`go1o4 sim-robot`; default: that one if it runs, else a simulated Go1 of this session's own")
+    p.add_argument("--sim-robot", choices=("auto", "subprocess", "thread"), default="auto",
+                   help="without --robot-ip: auto = attach to a running `go1o4 sim-robot`, else start one as a "
+                   "subprocess; subprocess/thread = always start this session's own (default %(default)s)")
+    p.add_argument("--sim-port", type=int, help="(scripts) the SDK port of a simulated Go1 already serving")
+    p.add_argument("--sim-control-port", type=int, help="(scripts) the control port of the simulated Go1 to attach "
+                   "to (default %d, the sim-robot default)" % DEFAULT_SIM_CONTROL_PORT)
+    p.add_argument("--sim-mode", choices=("realtime", "lockstep"), default="realtime",
+                   help="clock of a simulated Go1 this session starts (lockstep: faster than real time)")
+    p.add_argument("--terrain", default="rigid", help="ground of a simulated Go1 this session starts: rigid, mattress, "
+                   "... (an attached sim-robot keeps its own)")
+    p.add_argument("--start-pose", choices=("lying", "standing"), default="lying",
+                   help="pose of a simulated Go1 this session starts")
     p.add_argument("--remote", default="", help="YAML schedule for the simulated remote")
     p.add_argument("--script", help="YAML of timed operator actions (unattended sessions)")
     p.add_argument("--duration", type=float, help="stop after this many seconds of session time")
@@ -117,11 +144,11 @@ def add_arguments(p) -> None:
     p.add_argument("--log-dir", help="override logging.log_dir")
     p.add_argument("--log", action="store_true", help="record episodes from the start (else: l / L2)")
     p.add_argument("--no-t265", action="store_true", help="run without the T265 (no reward, no episode cuts)")
-    p.add_argument("--quiet", action="store_true", help="no status line")
-    p.add_argument("--json", help="write a summary (timing, episodes) here")
+    p.add_argument("--quiet", action="store_true", help="no status panel (messages and the summary only)")
     p.add_argument("--unsafe-override", action="append", default=[], metavar="safety.FIELD",
                    help="accept this safety field outside its normal band (never outside its hard band; "
                         "printed in red, recorded in the session metadata)")
+    p.add_argument("--json", help="write a summary (timing, episodes) here")
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -129,10 +156,41 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def pick_robot(args, cfg: SessionConfig, say: Callable[[str], None]):
+    """(simulated robot handle or None, ip, SDK port, lockstep) for the command line's choice of robot."""
+    real = args.robot_ip is not None and args.robot_ip not in LOOPBACK
+    if real:
+        return None, args.robot_ip, cfg.robot.robot_port, False
+    if args.sim_port is not None and args.sim_control_port is None:  # a bare SDK port: no resets
+        from go1o4.robot_runtime.t265.identity import sim_identity
+
+        cfg.robot.name, cfg.t265.serial = sim_identity(args.sim_port)  # a simulated Go1's default identity
+        return None, "127.0.0.1", args.sim_port, args.sim_mode == "lockstep"
+    from go1o4.robot_runtime.simulated_go1.robot import SimRobot
+
+    control = args.sim_control_port or DEFAULT_SIM_CONTROL_PORT
+    robot = None
+    if args.robot_ip or args.sim_port is not None or args.sim_control_port is not None:
+        robot = SimRobot.find(control)
+    elif args.sim_robot == "auto":
+        try:
+            robot = SimRobot.find(control, timeout=0.3)
+        except RuntimeError:
+            robot = None
+    if robot is not None:
+        say("attached to the running simulated Go1 %s on 127.0.0.1:%d (%s, %s terrain)"
+            % (robot.info.get("robot_name"), robot.port, robot.mode, robot.info.get("terrain")))
+    else:
+        how = "subprocess" if args.sim_robot == "auto" else args.sim_robot
+        say("starting the simulated Go1 (%s, %s, %s)..." % (args.terrain, args.sim_mode, how))
+        robot = start_simulated_robot(cfg, args.sim_mode, how, args.terrain, args.start_pose, args.remote)
+    return robot, "127.0.0.1", robot.port, robot.mode == "lockstep"
+
+
 def run(args) -> int:
     from go1o4.robot_runtime.operator import KeyboardInput, RemoteInput, ScriptInput, load_script
+    from go1o4.robot_runtime.panel import KEYS_HELP, OperatorPanel, format_summary, panel_snapshot
     from go1o4.robot_runtime.policy import ContractMismatch, OnnxPolicy, PolicyLoadError
-    from go1o4.robot_runtime.status import KEYS_HELP, StatusPrinter, snapshot
 
     overrides = list(args.set) + (["logging.log_dir=%s" % args.log_dir] if args.log_dir else [])
     overrides += ["logging.enabled_at_start=true"] if args.log else []
@@ -143,24 +201,14 @@ def run(args) -> int:
         policy = OnnxPolicy.load(args.policy)
     except (ConfigError, PolicyLoadError, ContractMismatch) as e:
         return _fail(str(e))
-    printer = StatusPrinter(enabled=not args.quiet)
+    printer = OperatorPanel(enabled=not args.quiet)
     for name, value in unsafe.items():  # red, before anything moves
         sys.stderr.write("\033[1;31mUNSAFE OVERRIDE: %s = %r (outside its normal band)\033[0m\n" % (name, value))
     robot = None
-    lockstep = args.sim_mode == "lockstep" and not args.robot_ip
     try:
-        if not args.robot_ip and args.sim_port is None:
-            printer.message("starting the simulated Go1 (%s, %s, %s)..." % (args.terrain, args.sim_mode, args.sim_robot))
-            robot = start_simulated_robot(cfg, args.sim_mode, args.sim_robot, args.terrain, args.start_pose,
-                                          args.remote)
-        elif args.sim_control_port is not None:
-            from go1o4.robot_runtime.simulated_go1.robot import SimRobot
-
-            robot = SimRobot.attach(args.sim_port, args.sim_control_port)
+        robot, ip, port, lockstep = pick_robot(args, cfg, printer.message)
     except (RuntimeError, OSError, ValueError, ConfigError) as e:
         return _fail("cannot start the simulated Go1: %s" % e)
-    ip = args.robot_ip or "127.0.0.1"
-    port = cfg.robot.robot_port if args.robot_ip else (robot.port if robot is not None else args.sim_port)
     keyboard = KeyboardInput(cfg.commands.key_step)
     inputs: List[Any] = [RemoteInput(cfg.remote, cfg.commands), keyboard]
     if script is not None:
@@ -168,27 +216,36 @@ def run(args) -> int:
     code, session, deadman = 0, None, None
     old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     outbox: Deque[str] = collections.deque()  # the policy thread never writes to the terminal itself
+    info: Dict[str, Any] = {}
     sim_dead: List[Any] = []
 
     def show() -> None:
-        if robot is not None and robot.proc is not None and robot.proc.poll() is not None and not sim_dead:
-            sim_dead.append(robot.proc.returncode)  # said once, in words (the watchdog's state_lost says damping)
+        proc = getattr(robot, "proc", None)
+        if proc is not None and proc.poll() is not None and not sim_dead:
+            sim_dead.append(proc.returncode)  # said once, in words (the watchdog's state_lost says damping)
             outbox.append("the simulated Go1 process exited (code %s): no robot state any more; the runtime sends "
-                          "damping; episodes so far are kept%s" % (robot.proc.returncode, (
+                          "damping; episodes so far are kept%s" % (proc.returncode, (
                               " in " + session.log.session_path) if session is not None and session.log else ""))
         while outbox:
             printer.message(outbox.popleft())
         if session is not None:
-            printer.update(snapshot(session))
+            printer.update(panel_snapshot(session, info))
     try:
-        session = build_session(cfg, policy, ip, port, 0 if not args.robot_ip else cfg.robot.local_port, lockstep,
-                                robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append,
+        session = build_session(cfg, policy, ip, port, cfg.robot.local_port if robot is None and args.robot_ip else 0,
+                                lockstep, robot, use_t265=not args.no_t265, inputs=inputs, on_message=outbox.append,
                                 metadata={"unsafe_override": unsafe})
-        outbox.append("policy %s (sha256 %s...), robot %s:%d, %s clock; %s"
-                        % (args.policy, policy.sha256[:12], ip, port, "lock-step" if lockstep else "wall",
-                           "log dir " + (session.log.session_path or "-") if session.log else "no log"))
+        info.update(robot=cfg.robot.name, where="%s:%d, %s" % (
+            ip, port, "real Go1" if robot is None and args.robot_ip else "simulated, %s terrain" % cfg.logging.terrain))
+        outbox.append("policy %s (sha256 %s...), robot %s at %s:%d, %s clock; %s"
+                      % (args.policy, policy.sha256[:12], cfg.robot.name, ip, port, "lock-step" if lockstep else "wall",
+                         "log dir " + (session.log.session_path or "-") if session.log else "no log"))
+        if session.t265 is not None:
+            outbox.append("T265: robot %s's stream %s on %s%s" % (
+                cfg.robot.name, session.t265.channel, cfg.t265.lcm_url,
+                ", camera %s" % cfg.t265.serial if cfg.t265.serial else " (any camera: set t265.serial to pin one)"))
         if not lockstep:  # real time: a separate process damps the robot if this one dies or hangs (issue 14.2)
-            deadman = _start_deadman(cfg, session, ip, port, 0 if not args.robot_ip else cfg.robot.local_port)
+            deadman = _start_deadman(cfg, session, ip, port,
+                                     cfg.robot.local_port if robot is None and args.robot_ip else 0)
             outbox.append("dead-man watching (PID %d): damping if this runtime stops for %.0f ms"
                           % (deadman.proc.pid, 1e3 * cfg.safety.deadman_timeout))
         if keyboard.active:
@@ -196,9 +253,9 @@ def run(args) -> int:
         show()
         session.run(args.duration, args.episodes, on_idle=show, idle_every=1.0 / cfg.runtime.status_hz)
     except KeyboardInterrupt:
-        printer.message("interrupted: damping, closing the log")
+        outbox.append("interrupted: damping, closing the log")
     except RuntimeError as e:
-        printer.message("runtime error: %s" % e)
+        outbox.append("runtime error: %s" % e)
         code = 1
     finally:
         keyboard.close()
@@ -209,10 +266,13 @@ def run(args) -> int:
             show()
             summary = session_summary(session)
             printer.close()
-            print(json.dumps({k: summary[k] for k in ("episodes", "link", "policy", "log")}, default=str))
+            print(format_summary(summary))
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump(summary, f, indent=1, default=str)
+        else:
+            show()
+            printer.close()
         if session is not None and session.t265 is not None:
             session.t265.stop()
         if robot is not None:

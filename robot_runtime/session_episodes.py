@@ -8,6 +8,7 @@ calibrating first, optionally resetting the simulated robot); :meth:`run` is the
 Uses of the session: ``recorder`` (steps.EpisodeRecorder), ``reward``, ``cfg``, ``request``, ``velocity``,
 ``logging_on``, ``max_episodes``, ``robot`` (simulated resets), ``post`` / ``start`` / ``driver`` / ``state``.
 """
+import os
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -56,7 +57,7 @@ class EpisodeHandling:
             logged = (", %d step(s) logged before logging stopped" % self.log.steps_on_disk() if result.log_path
                       else ", NOT logged (%s)" % self.log.error)
         elif result.log_path:
-            logged = ", logged"
+            logged = ", logged as %s" % os.path.basename(result.log_path)
         self.message("episode %d ended: %s (%s) after %d steps%s%s" % (
             result.index, end, reason, result.steps, logged,
             "; T265 vx: commanded %.2f, measured %.2f m/s on average, mean |error| %.3f m/s"

@@ -116,8 +116,9 @@ class PolicyStep:
         problem = reading.reason if (reading is not None and bad) else ""
         if problem != self.t265_problem:
             if problem:
+                refusal = getattr(self.t265, "refusal", "") if problem == "t265_foreign" else ""
                 self.message("T265 %s: episode cut (truncation); the policy keeps running, a new episode starts "
-                             "when the T265 is back" % problem)
+                             "when the T265 is back%s" % (problem, "; " + refusal if refusal else ""))
                 self._event({"cause": problem, "detail": "T265 reading not usable", "time": self.clock.now()})
             else:
                 self.message("T265 ok again")

@@ -186,8 +186,8 @@ def _finish(link, res: StandResult, t_wall0: float, ground_truth, tick0: Optiona
 # ----------------------------------------------------------------------------- CLI
 def add_arguments(p) -> None:
     p.add_argument("--robot-ip", default="192.168.123.10", help="robot address (real Go1: 192.168.123.10)")
-    p.add_argument("--robot-port", type=int, default=8007)
-    p.add_argument("--local-port", type=int, default=8080)
+    p.add_argument("--robot-port", type=int, default=8007, help="the robot's SDK UDP port (default %(default)s)")
+    p.add_argument("--local-port", type=int, default=8080, help="UDP port the SDK binds here (default %(default)s)")
     p.add_argument("--config", help="YAML StandConfig")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a StandConfig field")
     p.add_argument("--unpaced", action="store_true", help="wait for each reply (lock-step simulator only)")

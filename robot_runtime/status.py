@@ -1,8 +1,7 @@
-"""The operator's live status line: loop rates, missed deadlines, safety state, command vs T265 velocity,
-battery, motor temperature, episode/step, logging. One refreshing line on a terminal (messages print
-above it); a plain line every few seconds otherwise (journald, pipes). Python 3.8 syntax.
+"""What the operator sees, read from a session: :func:`snapshot`, loop rates (:class:`RateMeter`) and the
+one-line form (:func:`format_status`); the live panel that shows them is :mod:`robot_runtime.panel`.
+Python 3.8 syntax.
 """
-import sys
 import time
 from typing import Any, Dict, Optional
 
@@ -84,46 +83,3 @@ def format_status(snap: Dict[str, Any], rates: RateMeter) -> str:
     if snap["warnings"]:
         parts.append("WARN " + "; ".join(snap["warnings"]))
     return " | ".join(parts)
-
-
-class StatusPrinter:
-    """Refreshing status line (TTY) or periodic lines; :meth:`message` prints an event above it."""
-
-    def __init__(self, stream=None, plain_every: float = 5.0, enabled: bool = True):
-        self.stream = stream if stream is not None else sys.stdout
-        try:
-            self.tty = self.stream.isatty()
-        except (AttributeError, ValueError):
-            self.tty = False
-        self.plain_every, self.enabled = plain_every, enabled
-        self.rates = RateMeter()
-        self._line, self._last_plain = "", 0.0
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def update(self, snap: Dict[str, Any]) -> None:
-        self.rates.update(snap)
-        if not self.enabled:
-            return
-        self._line = format_status(snap, self.rates)
-        if self.tty:
-            self._write("\r\x1b[K" + self._line)
-        elif time.monotonic() - self._last_plain >= self.plain_every:
-            self._last_plain = time.monotonic()
-            self._write("status: " + self._line + "\n")
-
-    def message(self, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        if self.tty:
-            self._write("\r\x1b[K%s %s\n%s" % (stamp, text, self._line))
-        else:
-            self._write("%s %s\n" % (stamp, text))
-
-    def close(self) -> None:
-        if self.tty and self._line:
-            self._write("\n")

@@ -207,9 +207,10 @@ def _cli(args, robot, timeout=120, preexec=None, **kw):
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), **kw)
 
 
-def _summary(text):
-    """The JSON summary the CLI prints at the end."""
-    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+def _summary(path):
+    """The summary the CLI writes with ``--json`` (the screen gets a readable one)."""
+    with open(path) as f:
+        return json.load(f)
 
 
 def _script(folder, text):
@@ -277,16 +278,20 @@ def test_read_only_log_dir_clear_message_no_crash(robot, policy_path):
             "--set", "t265.channel=%s" % CHANNEL, "--set", "runtime.settle_s=0.2", "--policy", policy_path,
             "--sim-mode", "lockstep", "--log", "--log-dir", ro, "--duration", "2",
             "--script", _script(folder, RUN_SCRIPT)]
+    jdir = os.path.join(folder, "out")
+    os.mkdir(jdir)
+    os.chmod(jdir, 0o777)
+    argv += ["--json", os.path.join(jdir, "summary.json")]
     try:
         code, out = _cli_in_child_as_nobody(argv)
         written = os.listdir(ro)
+        summary = _summary(os.path.join(jdir, "summary.json"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert code == 0, out
     assert "logging is off: cannot create log session %s/" % ro in out, out
     assert "Traceback" not in out and written == []
-    assert "running the policy (script)" in out  # control went on without logging
-    summary = _summary(out)
+    assert "running the policy (script)" in out and "session summary:" in out  # control went on without logging
     assert summary["log"]["error"].startswith("logging is off") and summary["episodes"]
     assert all(e["log"] == "" for e in summary["episodes"]) and summary["episodes"][-1]["steps"] > 40
 
@@ -301,12 +306,12 @@ def test_disk_full_stops_logging_keeps_earlier_episodes(robot, policy_path, tmp_
     robot.reset("standing")
     script = _script(str(tmp_path), RUN_SCRIPT + "  - {t: 1.5, do: pause}\n  - {t: 1.6, do: run}\n")
     r = _cli(["--policy", policy_path, "--sim-mode", "lockstep", "--log", "--log-dir", str(tmp_path / "logs"),
-              "--duration", "10", "--script", script], robot, preexec=limited)
+              "--duration", "10", "--script", script, "--json", str(tmp_path / "summary.json")], robot, preexec=limited)
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     assert "logging stopped: " in out and "episode_00001.h5" in out, out
     assert "Traceback" not in out
-    summary = _summary(r.stdout)
+    summary = _summary(str(tmp_path / "summary.json"))
     last = summary["episodes"][-1]
     assert last["reason"] == "operator_stop" and last["steps"] > 400 and last["log"].endswith("episode_00001.h5")
     from go1o4.data.reader import open_dataset

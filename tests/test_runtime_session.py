@@ -114,8 +114,20 @@ def test_scripted_workflow_calibrate_run_pause_damping(make, robot, tmp_path):
     assert np.nanmax(e["extra_latency"]) < 1.0 and np.all(e["extra_inference"] > 0)
     meta = yaml.safe_load(open(os.path.join(s.log.session_path, "session.yaml")))
     assert meta["policy_hash"] == s.policy.sha256 and meta["contract"]["action"]["dim"] == 12
-    assert meta["config"]["safety"]["ramp_step"] == 0.05 and meta["terrain"] == "unknown"
+    assert meta["config"]["safety"]["ramp_step"] == 0.05
+    assert meta["terrain"] == "rigid"  # what the simulator really uses (issue 18.1), not the config's "unknown"
+    assert meta["robot"]["name"] == "sim-go1-%d" % robot.port and meta["robot"]["simulated"]
     assert meta["software_version"]
+    # the screen names the files: "episode 0 ... logged as episode_00000.h5" (issue 18.2)
+    assert "logged as episode_00000.h5" in text and s.results[0].log_path.endswith("episode_00000.h5"), text
+    from go1o4.robot_runtime.panel import panel_snapshot, render_text
+    from go1o4.robot_runtime.status import RateMeter
+
+    screen = render_text(panel_snapshot(s, {"robot": s.cfg.robot.name, "where": "lock-step"}), RateMeter(), msgs,
+                         None, 80, 24)
+    lines = screen.rstrip("\n").split("\n")
+    assert len(lines) == 24 and max(map(len, lines)) <= 80, screen
+    assert "DAMPING" in screen and "c / R2 calibrate" in screen and "2 finished" in screen, screen
 
 
 def test_run_episode_api_stochastic_faster_than_real_time(make, policies):
@@ -257,3 +269,43 @@ def test_remote_schedule_drives_the_workflow_and_estop(tmp_path, policies):
 def test_sim_robot_handle_reports_bad_mode():
     with pytest.raises(ValueError, match="how must be"):
         SimRobot.launch(how="docker")
+
+
+def test_foreign_t265_stream_is_refused_and_never_rewarded(make, robot):
+    """Issue 18.1: another robot ('go1-intruder', 1.2 m/s) publishes on this session's URL and channel the
+    whole time. Its samples are refused; while the simulated robot's own T265 runs they are ignored, when it
+    stalls the episode is cut as t265_foreign with the reason in words, and no logged step used its velocity."""
+    import threading
+    import time
+
+    import lcm
+    from go1o4.robot_runtime.t265.realsense_publisher import pose_to_message
+    from test_t265_source import pose
+
+    other = pose(v=(0.0, 0.0, -1.2), w=(0.0, 0.0, 0.0))  # T265 axes: 1.2 m/s forward
+    msgs = []
+    s = make("logging.enabled_at_start=true", "t265.stale_after_s=0.5", messages=msgs)  # robust to a starved LCM thread
+    bus, stop = lcm.LCM(s.cfg.t265.lcm_url), threading.Event()
+
+    def intruder():
+        k = 0
+        while not stop.is_set():
+            bus.publish(s.t265.channel, pose_to_message(other, k, int(time.monotonic() * 1e6), "go1-intruder",
+                                                        "905312110999").encode())
+            k += 1
+            time.sleep(0.002)
+    th = threading.Thread(target=intruder, daemon=True)
+    th.start()
+    try:
+        sched, _ = _at(0.6, lambda: robot.call("t265_stall", seconds=5.0))
+        r = s.run_episode(command_schedule=sched, max_steps=500, reset_pose="standing")
+    finally:
+        stop.set()
+        th.join()
+    assert (r.end, r.reason) == ("truncation", "t265_foreign") and 50 <= r.steps <= 60, (r.reason, r.steps)
+    assert s.t265.refused > 0 and "robot 'go1-intruder'" in s.t265.refusal
+    text = "\n".join(msgs)
+    assert "T265 t265_foreign: episode cut" in text and "refused: this session is robot 'sim-go1-" in text, text
+    ep = load_episodes(s)[-1]
+    assert ep.reason == "t265_foreign" and np.all(np.isfinite(ep["reward"]))
+    assert np.abs(ep["t265_velocity_body"][:, 0]).max() < 0.8  # its own (command 0.3 m/s), never the other's 1.2

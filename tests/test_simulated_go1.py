@@ -415,3 +415,42 @@ def test_t265_over_lcm_from_the_simulator(udp_port):
     assert np.abs(a.translation).max() < 0.02 and a.tracker_confidence == 3  # standing still
     with pytest.raises(ValueError):
         T265Sample.from_lcm(b"\0" * 40)
+
+
+def test_two_simulated_robots_have_distinct_t265_identities(udp_port):
+    """Issue 18.1: each simulated Go1 publishes as itself on its own channel; a session attached to robot A
+    (identity adopted from A's control port) takes A's samples only and refuses B's pose even on A's channel."""
+    import uuid
+    from types import SimpleNamespace
+
+    from go1o4.robot_runtime.session_cli import adopt_simulated_identity
+    from go1o4.robot_runtime.session_config import load_session_config
+    from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, T265Config
+    from go1o4.robot_runtime.t265.source import T265Source
+
+    url, base = "udpm://239.255.76.67:7667?ttl=0", "T265_TEST_%s" % uuid.uuid4().hex[:10]
+    with make_robot(udp_port, start_pose="standing", t265_enabled=True, t265=T265Config(lcm_url=url, lcm_channel=base),
+                    terrain=TerrainConfig("mattress")) as a, \
+            make_robot(0, start_pose="standing", t265_enabled=True, t265=T265Config(lcm_url=url, lcm_channel=base)) as b:
+        with ControlClient(a.control_port) as c:
+            info = c.ping()
+        assert info["robot_name"] == "sim-go1-%d" % a.port and info["terrain"] == "mattress"
+        assert info["t265"] == {"lcm_url": url, "channel": base, "serial": "SIM-T265-%d" % a.port}
+        assert b.identity()["robot_name"] != a.robot_name and b.t265_serial != a.t265_serial
+        cfg = load_session_config(None, [])
+        adopt_simulated_identity(cfg, SimpleNamespace(info=info))
+        assert (cfg.robot.name, cfg.t265.serial, cfg.logging.terrain) == (a.robot_name, a.t265_serial, "mattress")
+        with T265Source(cfg.t265, robot=cfg.robot.name) as src:
+            rogue = LcmT265Publisher(url, base, b.robot_name, b.t265_serial)
+            rogue.channel = src.channel  # B misconfigured onto A's channel
+            b.t265.subscribe(rogue)
+            la, lb = SdkLink("127.0.0.1", a.port, local_port=0), SdkLink("127.0.0.1", b.port, local_port=0)
+            for _ in range(10):  # both robots step and publish (and B also on A's channel)
+                exchange(la, 25, q_des_sim=C.DEFAULT_Q)
+                exchange(lb, 25, q_des_sim=C.DEFAULT_Q)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and (src.samples_received < 100 or src.refused < 100):
+                time.sleep(0.01)
+            assert src.samples_received == a.t265.samples_emitted == 100  # all of A's, nothing else
+            assert src.refused == rogue.published == 100
+            assert "robot %r" % b.robot_name in src.refusal

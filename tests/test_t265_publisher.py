@@ -57,7 +57,7 @@ def test_out_of_range_confidence_fits_int8():
 
 def test_without_pyrealsense2_the_cli_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pyrealsense2", None)  # import fails, whatever is installed
-    assert P.main(["--channel", "X"]) == 2
+    assert P.main(["--robot", "go1-a", "--channel", "X"]) == 2
     err = capsys.readouterr().err
     assert "pyrealsense2==2.53.1" in err and "3.8 or 3.10" in err and "libusb" in err
 
@@ -75,4 +75,4 @@ def test_publisher_imports_stay_minimal():
 def test_cli_help_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "go1o4.robot_runtime.t265.realsense_publisher", "--help"], cwd=str(REPO),
                          capture_output=True, text=True, check=True)
-    assert "--lcm-url" in out.stdout and "--channel" in out.stdout
+    assert "--lcm-url" in out.stdout and "--channel" in out.stdout and "--robot" in out.stdout

@@ -207,8 +207,9 @@ def test_echo_command_reports_the_stream(bus, channel, capsys):
 
     def stream():
         k = 0
-        while not stop.is_set():
-            publish(bus, channel, pose(), frame=k)
+        while not stop.is_set():  # the deploy config's robot go1-default, on its channel <channel>/go1-default
+            bus.publish(channel + "/go1-default", pose_to_message(pose(), k, int(time.monotonic() * 1e6),
+                                                                  "go1-default").encode())
             k += 1
             time.sleep(0.005)
 
@@ -221,7 +222,8 @@ def test_echo_command_reports_the_stream(bus, channel, capsys):
         stop.set()
         th.join()
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) >= 2
+    assert lines[0] == "listening to robot go1-default's T265 on %s channel %s/go1-default" % (URL, channel)
+    assert len(lines) >= 3
     # the first period may start before the stream; the second one is full
     rate = float(lines[-1].split()[1])
     assert lines[-1].startswith("ok") and 0 < rate < 260, lines  # (a loaded machine may publish slower)
@@ -233,3 +235,44 @@ def test_echo_command_reports_the_stream(bus, channel, capsys):
     assert rc == 1 and "t265_stale" in out and "no sample yet" in out
     assert main(["t265-echo", "--config", "/nonexistent.yaml"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- identity (issue 18.1)
+def test_foreign_stream_on_the_same_url_and_channel_is_refused(bus):
+    """Robot go1-b's camera publishes on go1-a's channel (a copied config): go1-a never uses its velocity."""
+    from go1o4.robot_runtime.t265.identity import robot_channel
+
+    base = "T265_TEST_%s" % uuid.uuid4().hex[:12]
+    ch = robot_channel(base, "go1-a")
+    assert ch == base + "/go1-a"
+    with T265Source(T265Config(lcm_url=URL, channel=base, serial="905312110116"), robot="go1-a") as src:
+        assert src.channel == ch
+        for i in range(5):  # another robot, and this robot's name with another camera
+            bus.publish(ch, pose_to_message(pose(v=(0.0, 0.0, -0.57)), i, int(time.monotonic() * 1e6),
+                                            "go1-b", "905312110999").encode())
+            bus.publish(ch, pose_to_message(pose(v=(0.0, 0.0, -0.57)), i, int(time.monotonic() * 1e6),
+                                            "go1-a", "111111111111").encode())
+        assert wait_for(lambda: src.refused >= 10)
+        r = src.latest()
+        assert not r.ok and r.reason == F.T265_FOREIGN and not np.any(np.isfinite(r.v_body))
+        assert src.samples_received == 0
+        assert "'go1-a'" in src.refusal and "refused" in src.refusal
+        # its own camera is accepted, while the foreign stream goes on
+        bus.publish(ch, pose_to_message(pose(v=(0.0, 0.0, -0.30)), 9, int(time.monotonic() * 1e6),
+                                        "go1-a", "905312110116").encode())
+        bus.publish(ch, pose_to_message(pose(v=(0.0, 0.0, -0.57)), 9, int(time.monotonic() * 1e6),
+                                        "go1-b", "905312110999").encode())
+        assert wait_for(lambda: src.samples_received >= 1 and src.refused >= 11)
+        r = src.latest()
+    assert r.ok, r.reason
+    np.testing.assert_allclose(r.v_body, [0.30, 0.0, 0.0], atol=1e-12)  # the camera's 0.30, never the 0.57
+
+
+def test_identity_problem_messages():
+    from go1o4.robot_runtime.t265.identity import identity_problem, sim_identity
+
+    assert identity_problem("go1-a", "S1", "go1-a", "") == ""
+    assert identity_problem("go1-a", "S1", "go1-a", "S1") == ""
+    assert "robot 'go1-b'" in identity_problem("go1-b", "S1", "go1-a", "")
+    assert "camera 'S2'" in identity_problem("go1-a", "S2", "go1-a", "S1")
+    assert sim_identity(8007) != sim_identity(8008)

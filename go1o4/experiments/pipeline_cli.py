@@ -17,10 +17,10 @@ def add_arguments(p) -> None:
     p.add_argument("--config", help="YAML PipelineConfig (default configs/full.yaml, or quick.yaml with --quick)")
     p.add_argument("--out", help="output directory (default runs/pipeline_quick or runs/pipeline_full)")
     p.add_argument("--pretrained", help="pretrained ONNX policy (default sim_pretrain/policies/go1_flat.onnx)")
-    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set online.total_steps=5000 (repeatable)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
     p.add_argument("--device", help="auto | cpu | cuda[:N] for offline and online training")
 
 

@@ -7,7 +7,8 @@ DO NOT MODIFY BY HAND!!!!
 One Intel RealSense T265 pose sample (rs2_pose), as published by the T265 reader process and
 by the simulated T265 (robot_runtime/simulated_go1/t265.py). Frames follow the T265 convention
 (REFERENCE.md section 3): world frame X right, Y up (against gravity), Z backward, origin and yaw
-set where tracking started; all vectors are in that world frame. Regenerate the Python with
+set where tracking started; all vectors are in that world frame. Published on channel T265_POSE/<robot_name>.
+Regenerate the Python with
 lcm-gen -p --ppath robot_runtime robot_runtime/lcm_types/t265_pose_t.lcm
 """
 
@@ -16,11 +17,11 @@ import struct
 
 class t265_pose_t(object):
 
-    __slots__ = ["utime", "frame_number", "translation", "velocity", "acceleration", "rotation", "angular_velocity", "angular_acceleration", "tracker_confidence", "mapper_confidence"]
+    __slots__ = ["utime", "frame_number", "translation", "velocity", "acceleration", "rotation", "angular_velocity", "angular_acceleration", "tracker_confidence", "mapper_confidence", "robot_name", "camera_serial"]
 
-    __typenames__ = ["int64_t", "int64_t", "double", "double", "double", "double", "double", "double", "int8_t", "int8_t"]
+    __typenames__ = ["int64_t", "int64_t", "double", "double", "double", "double", "double", "double", "int8_t", "int8_t", "string", "string"]
 
-    __dimensions__ = [None, None, [3], [3], [3], [4], [3], [3], None, None]
+    __dimensions__ = [None, None, [3], [3], [3], [4], [3], [3], None, None, None, None]
 
     def __init__(self):
         self.utime = 0
@@ -83,6 +84,19 @@ class t265_pose_t(object):
         LCM Type: int8_t
         """
 
+        self.robot_name = ""
+        """
+        identity: the runtime refuses samples whose robot or camera is not the configured one.
+        the robot's name: robot.name of its deploy/config/*.yaml (a simulated Go1: sim-go1-<port>)
+        LCM Type: string
+        """
+
+        self.camera_serial = ""
+        """
+        the camera's serial number (rs-enumerate-devices; a simulated T265: SIM-T265-<port>)
+        LCM Type: string
+        """
+
 
     def encode(self):
         buf = BytesIO()
@@ -99,6 +113,14 @@ class t265_pose_t(object):
         buf.write(struct.pack('>3d', *self.angular_velocity[:3]))
         buf.write(struct.pack('>3d', *self.angular_acceleration[:3]))
         buf.write(struct.pack(">bb", self.tracker_confidence, self.mapper_confidence))
+        __robot_name_encoded = self.robot_name.encode('utf-8')
+        buf.write(struct.pack('>I', len(__robot_name_encoded)+1))
+        buf.write(__robot_name_encoded)
+        buf.write(b"\0")
+        __camera_serial_encoded = self.camera_serial.encode('utf-8')
+        buf.write(struct.pack('>I', len(__camera_serial_encoded)+1))
+        buf.write(__camera_serial_encoded)
+        buf.write(b"\0")
 
     @staticmethod
     def decode(data: bytes):
@@ -121,12 +143,16 @@ class t265_pose_t(object):
         self.angular_velocity = struct.unpack('>3d', buf.read(24))
         self.angular_acceleration = struct.unpack('>3d', buf.read(24))
         self.tracker_confidence, self.mapper_confidence = struct.unpack(">bb", buf.read(2))
+        __robot_name_len = struct.unpack('>I', buf.read(4))[0]
+        self.robot_name = buf.read(__robot_name_len)[:-1].decode('utf-8', 'replace')
+        __camera_serial_len = struct.unpack('>I', buf.read(4))[0]
+        self.camera_serial = buf.read(__camera_serial_len)[:-1].decode('utf-8', 'replace')
         return self
 
     @staticmethod
     def _get_hash_recursive(parents):
         if t265_pose_t in parents: return 0
-        tmphash = (0x43f56b402e3c2153) & 0xffffffffffffffff
+        tmphash = (0xabcc573adff374dc) & 0xffffffffffffffff
         tmphash  = (((tmphash<<1)&0xffffffffffffffff) + (tmphash>>63)) & 0xffffffffffffffff
         return tmphash
     _packed_fingerprint = None

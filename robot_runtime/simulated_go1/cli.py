@@ -2,7 +2,8 @@
 
     go1o4 sim-robot --terrain mattress --mode realtime --port 8007 --control-port 8017
 
-Prints one line ``sim-robot ready port=P control_port=C mode=M terrain=T`` when it serves, then runs
+Publishes its simulated T265 by default (``--no-t265``: none) with its own identity ``sim-go1-<port>``.
+Prints one line ``sim-robot ready port=P control_port=C mode=M terrain=T ...`` when it serves, then runs
 until Ctrl-C, SIGTERM or a ``kill`` request on the control port. :func:`launch` starts it as a
 child process that dies with its parent (``SimRobot.launch`` in :mod:`.robot` wraps it in a handle).
 """
@@ -20,6 +21,7 @@ from go1o4.sim_pretrain.model.terrain import TERRAIN_KINDS
 from go1o4.config import ConfigError, load_config
 
 READY = "sim-robot ready"
+DEFAULT_T265_URL = "udpm://239.255.76.67:7667?ttl=0"  # ttl=0: never leaves this computer
 
 
 def add_arguments(p) -> None:
@@ -29,9 +31,13 @@ def add_arguments(p) -> None:
     p.add_argument("--port", type=int, help="UDP port the SDK talks to (default 8007; 0 = any free port)")
     p.add_argument("--control-port", type=int, help="JSON control port (default 8017; -1 = off; 0 = any)")
     p.add_argument("--physics-hz", type=float, help="1000 or 2000")
-    p.add_argument("--start-pose", choices=("lying", "standing"))
+    p.add_argument("--start-pose", choices=("lying", "standing"), help="pose at start and after resets (default lying)")
     p.add_argument("--remote", help="YAML schedule of remote-controller events")
-    p.add_argument("--t265-lcm", help="publish the simulated T265 on this LCM URL, e.g. udpm://239.255.76.67:7667?ttl=0")
+    p.add_argument("--t265-lcm", help="publish the simulated T265 on this LCM URL (default %s) on channel "
+                   "T265_POSE/sim-go1-<port>, identity sim-go1-<port> / SIM-T265-<port>" % DEFAULT_T265_URL)
+    p.add_argument("--no-t265", action="store_true", help="no simulated T265 (the session then has no reward)")
+    p.add_argument("--rt-priority", type=int, default=30, help="real-time mode: SCHED_FIFO priority of the simulator "
+                   "when allowed, so that a busy computer does not starve it (0 = normal; default %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set faults.state_loss=0.05 (repeatable)")
 
@@ -46,8 +52,8 @@ def config_from_args(args) -> SimRobotConfig:
     base = {"control_port": 8017}
     if args.control_port is not None:
         base["control_port"] = None if args.control_port < 0 else args.control_port
-    if args.t265_lcm:
-        base.update(t265_enabled=True, t265={"lcm_url": args.t265_lcm})
+    if not args.no_t265:
+        base.update(t265_enabled=True, t265={"lcm_url": args.t265_lcm or DEFAULT_T265_URL})
     return load_config(SimRobotConfig, args.config, overrides=over, base=base)
 
 
@@ -69,8 +75,18 @@ def run(args) -> int:
         robot.stop()
 
     signal.signal(signal.SIGTERM, _stop)
-    print("%s port=%d control_port=%s mode=%s terrain=%s physics_hz=%g"
-          % (READY, robot.port, robot.control_port, cfg.mode, cfg.terrain.kind, cfg.physics_hz), flush=True)
+    if cfg.mode == "realtime" and args.rt_priority > 0:
+        try:  # like a real Go1's motor controller, it must not wait behind other processes
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except (OSError, AttributeError):
+            pass
+    ident = robot.identity()
+    print("%s port=%d control_port=%s mode=%s terrain=%s physics_hz=%g robot=%s t265=%s"
+          % (READY, robot.port, robot.control_port, cfg.mode, cfg.terrain.kind, cfg.physics_hz, ident["robot_name"],
+             ("%s/%s" % (ident["t265"]["channel"], ident["robot_name"])) if ident["t265"]["lcm_url"] else "off"),
+          flush=True)
+    print("attach a session: go1o4 session --robot-ip 127.0.0.1%s   (Ctrl-C here stops this robot)"
+          % ("" if robot.control_port == 8017 else " --sim-control-port %s" % robot.control_port), flush=True)
     try:
         robot.serve_forever()
     except KeyboardInterrupt:
@@ -91,7 +107,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def launch(extra_args: List[str], timeout: float = 60.0) -> Tuple[subprocess.Popen, int, Optional[int]]:
     """Start ``go1o4 sim-robot`` as a child process that dies with this one (PR_SET_PDEATHSIG, so a killed
-    trainer leaves no simulator behind); return (process, port, control_port) once it serves."""
+    trainer leaves no simulator behind); return (process, port, control_port) once it serves.
+    No simulated T265 unless ``extra_args`` has ``--t265-lcm``."""
+    extra_args = list(extra_args) + ([] if "--t265-lcm" in extra_args else ["--no-t265"])
     cmd = [sys.executable, "-m", "go1o4.cli", "sim-robot"] + list(extra_args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -26,6 +26,7 @@ class SimRobotConfig:
     seed: int = 0
     remote_schedule: str = ""  # YAML file of remote events (see remote.py); "" = neutral remote
     t265_enabled: bool = False
+    robot_name: str = ""  # name in its T265 messages and channel ("": sim-go1-<port>, distinct per robot)
     terrain: TerrainConfig = field(default_factory=TerrainConfig)
     motor_model: str = "ideal_pd"  # ideal_pd | actuator_net (walk-these-ways Go1 network, sim_pretrain.actuator_net)
     actuator_net: str = ""  # .npz of the network ("" = shared/data/walk_these_ways_go1_actuator_net)

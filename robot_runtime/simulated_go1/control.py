@@ -1,7 +1,7 @@
 """Side channel of the simulated Go1: one JSON object per UDP datagram on 127.0.0.1, one JSON reply.
 
 Requests ``{"op": NAME, ...arguments}``; replies ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
-Operations: ping, reset {pose}, knock_over {roll}, kill, faults {FaultConfig fields}, silence {seconds},
+Operations: ping (time, port, mode, terrain, robot_name, t265 {lcm_url, channel, serial}), reset {pose}, knock_over {roll}, kill, faults {FaultConfig fields}, silence {seconds},
 remote {buttons, lx, ly, rx, ry, l2}, remote_clear, t265_stall {seconds}, ground_truth, counters.
 :class:`ControlClient` wraps them for tests and operator scripts (the robot may be in another process).
 """
@@ -21,7 +21,7 @@ def handle_request(robot, req: Dict[str, Any]) -> Dict[str, Any]:
     op, args = req["op"], {k: v for k, v in req.items() if k != "op"}
     try:
         if op == "ping":
-            return {"ok": True, "time": robot.time, "port": robot.port, "mode": robot.cfg.mode}
+            return dict(robot.identity(), ok=True, time=robot.time, port=robot.port)
         if op == "reset":
             robot.reset(args.get("pose", "lying"))
         elif op == "knock_over":

@@ -3,10 +3,12 @@
     robot = SimRobot.launch(mode="lockstep", terrain="mattress", start_pose="standing")   # a child process
     robot = SimRobot.launch(how="thread")                                                 # in this process
     robot = SimRobot.attach(port=8007, control_port=8017)                                 # one already serving
+    robot = SimRobot.find()                     # the `go1o4 sim-robot` running here, found by its control port
     ...
     robot.reset("standing"); robot.close()
 
-These two classmethods are the only ways to get a handle; the runtime only needs ``port`` and ``reset``.
+These classmethods are the only ways to get a handle; the runtime only needs ``port`` and ``reset``
+(and ``info``: the robot's identity, terrain and T265 stream, from its control port).
 """
 from typing import Any, Dict, Optional, Sequence
 
@@ -20,6 +22,21 @@ class SimRobot:
                  sim: Any = None, proc: Any = None):
         self.mode, self.how, self.sim, self.proc, self.port = mode, how, sim, proc, int(port)
         self.control = ControlClient(control_port) if control_port is not None else None
+        self.info: Optional[Dict[str, Any]] = None  # identity, terrain, T265 stream (control ping), when asked
+
+    @classmethod
+    def find(cls, control_port: int = 8017, timeout: float = 2.0) -> "SimRobot":
+        """A handle on the ``go1o4 sim-robot`` already running on 127.0.0.1, found through its control port (its SDK
+        port, mode, terrain and T265 identity come from there). RuntimeError with what to do if none answers."""
+        from go1o4.robot_runtime.simulated_go1.control import wait_ready
+
+        info = wait_ready(control_port, timeout)
+        if info is None:
+            raise RuntimeError("no simulated Go1 answers on 127.0.0.1 control port %d: start one in another "
+                               "terminal with `go1o4 sim-robot` (or give its --sim-control-port)" % control_port)
+        robot = cls(int(info["port"]), control_port, info.get("mode", "realtime"))
+        robot.info = info
+        return robot
 
     @classmethod
     def attach(cls, port: int, control_port: Optional[int] = None, proc: Any = None,

@@ -31,6 +31,7 @@ from go1o4.robot_runtime.simulated_go1.motor import (
 )
 from go1o4.robot_runtime.simulated_go1.remote import NEUTRAL_BLOCK, RemoteSchedule, load_remote_schedule
 from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, SimulatedT265
+from go1o4.robot_runtime.t265.identity import sim_identity
 from go1o4.sim_pretrain.physics import Go1Physics, PhysicsDivergedError
 
 from go1o4 import contract as C
@@ -68,13 +69,16 @@ class SimulatedGo1:
             remote = load_remote_schedule(self.cfg.remote_schedule)
         self.remote_schedule = remote
         self._remote_override = None
-        self.t265 = SimulatedT265(self.cfg.t265) if self.cfg.t265_enabled else None
-        if self.t265 is not None and self.cfg.t265.lcm_url:
-            self.t265.subscribe(LcmT265Publisher(self.cfg.t265.lcm_url, self.cfg.t265.lcm_channel))
         self.faults = FaultInjector(self.cfg.faults)
         self.lock = threading.RLock()
         self.counters: Dict[str, int] = collections.Counter({k: 0 for k in COUNTERS})
         self.sock = _bind_udp(self.cfg.host, self.cfg.port)
+        name, serial = sim_identity(self.port)  # distinct per simulated robot unless configured
+        self.robot_name, self.t265_serial = self.cfg.robot_name or name, self.cfg.t265.serial or serial
+        self.t265 = SimulatedT265(self.cfg.t265) if self.cfg.t265_enabled else None
+        if self.t265 is not None and self.cfg.t265.lcm_url:
+            self.t265.subscribe(LcmT265Publisher(self.cfg.t265.lcm_url, self.cfg.t265.lcm_channel,
+                                                 self.robot_name, self.t265_serial))
         self.control = None
         if self.cfg.control_port is not None:
             self.control = ControlServer(self, _bind_udp(self.cfg.host, self.cfg.control_port))
@@ -100,6 +104,14 @@ class SimulatedGo1:
     @property
     def control_port(self) -> Optional[int]:
         return None if self.control is None else self.control.port
+
+    def identity(self) -> dict:
+        """Who this simulated robot is on the bus and what it simulates (the control port's ``ping``)."""
+        t = self.cfg.t265
+        publishing = self.t265 is not None and bool(t.lcm_url)
+        return {"robot_name": self.robot_name, "terrain": self.cfg.terrain.kind, "mode": self.cfg.mode,
+                "t265": {"lcm_url": t.lcm_url if publishing else "", "channel": t.lcm_channel,
+                         "serial": self.t265_serial}}
 
     @property
     def time(self) -> float:

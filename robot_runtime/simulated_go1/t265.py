@@ -85,7 +85,8 @@ class SimT265Config:
     zero_quat_prob: float = 0.0  # probability a sample carries a zero quaternion
     seed: int = 0
     lcm_url: str = ""  # "" = no LCM; e.g. udpm://239.255.76.67:7667?ttl=0
-    lcm_channel: str = DEFAULT_CHANNEL
+    lcm_channel: str = DEFAULT_CHANNEL  # base name: published on <lcm_channel>/<robot name>
+    serial: str = ""  # camera serial in its messages ("": SIM-T265-<port>)
 
     def validate(self) -> None:
         if not 0 < self.rate_hz <= 1000:
@@ -117,9 +118,10 @@ class T265Sample:
     tracker_confidence: int
     mapper_confidence: int
 
-    def to_lcm(self):
+    def to_lcm(self, robot: str = "", serial: str = ""):
         from go1o4.robot_runtime.lcm_types import t265_pose_t
         m = t265_pose_t()
+        m.robot_name, m.camera_serial = robot, serial
         m.utime, m.frame_number = int(self.utime), int(self.frame_number)
         for name in ("translation", "velocity", "acceleration", "rotation", "angular_velocity", "angular_acceleration"):
             setattr(m, name, [float(x) for x in getattr(self, name)])
@@ -241,14 +243,15 @@ class SimulatedT265:
 
 
 class LcmT265Publisher:
-    """A subscriber that publishes each sample as ``t265_pose_t`` on an LCM channel."""
+    """A subscriber that publishes each sample as ``t265_pose_t`` from (robot, serial) on ``<channel>/<robot>``."""
 
-    def __init__(self, url: str, channel: str = DEFAULT_CHANNEL):
+    def __init__(self, url: str, channel: str = DEFAULT_CHANNEL, robot: str = "", serial: str = ""):
         import lcm
+        from go1o4.robot_runtime.t265.identity import robot_channel
         self.lc = lcm.LCM(url) if url else lcm.LCM()
-        self.channel = channel
+        self.channel, self.robot, self.serial = robot_channel(channel, robot), robot, serial
         self.published = 0
 
     def __call__(self, sample: T265Sample) -> None:
-        self.lc.publish(self.channel, sample.to_lcm().encode())
+        self.lc.publish(self.channel, sample.to_lcm(self.robot, self.serial).encode())
         self.published += 1

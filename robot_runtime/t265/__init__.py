@@ -9,6 +9,7 @@ from go1o4.robot_runtime.t265.frames import (  # noqa: F401
     RUB_TO_FLU,
     T265_BAD_QUATERNION,
     T265_BAD_SAMPLE,
+    T265_FOREIGN,
     T265_LOW_CONFIDENCE,
     T265_NAN,
     T265_STALE,

@@ -34,7 +34,8 @@ T265_NAN = "t265_nan"
 T265_LOW_CONFIDENCE = "t265_low_confidence"
 T265_BAD_QUATERNION = "t265_bad_quaternion"
 T265_BAD_SAMPLE = "t265_bad_sample"
-REASONS = (T265_STALE, T265_NAN, T265_LOW_CONFIDENCE, T265_BAD_QUATERNION, T265_BAD_SAMPLE)
+T265_FOREIGN = "t265_foreign"  # only another robot's / camera's samples arrive (t265.identity): refused
+REASONS = (T265_STALE, T265_NAN, T265_LOW_CONFIDENCE, T265_BAD_QUATERNION, T265_BAD_SAMPLE, T265_FOREIGN)
 
 
 class PoseSample(NamedTuple):

@@ -1,6 +1,9 @@
 """Real Intel RealSense T265 -> LCM ``t265_pose_t`` at the pose stream's 200 Hz. Its own small process.
 
-    python -m go1o4.robot_runtime.t265.realsense_publisher --lcm-url "udpm://239.255.76.67:7667?ttl=0" --channel T265_POSE
+    python -m go1o4.robot_runtime.t265.realsense_publisher --robot go1-lab2 --lcm-url "udpm://239.255.76.67:7667?ttl=0"
+
+Every message carries the robot name and the camera's serial number and goes to ``T265_POSE/<robot>``
+(:mod:`robot_runtime.t265.identity`); the runtime refuses samples from another robot or camera.
 
 Runs under CPython 3.8 or 3.10 with ``pyrealsense2==2.53.1`` (the last release supporting the T265;
 no wheel for 3.11+) and ``libusb-1.0-0``. Imports only pyrealsense2, lcm, numpy and the generated LCM
@@ -20,6 +23,7 @@ import time
 from typing import Optional
 
 from go1o4.robot_runtime.lcm_types import t265_pose_t
+from go1o4.robot_runtime.t265.identity import robot_channel
 
 DEFAULT_CHANNEL = "T265_POSE"
 DEFAULT_LCM_URL = "udpm://239.255.76.67:7667?ttl=0"
@@ -30,9 +34,10 @@ def _vec3(v):
     return [float(v.x), float(v.y), float(v.z)]
 
 
-def pose_to_message(pose, frame_number: int, utime: int) -> t265_pose_t:
-    """An ``rs2_pose`` (``pose_frame.get_pose_data()``) -> ``t265_pose_t``. Pure: no device needed."""
+def pose_to_message(pose, frame_number: int, utime: int, robot: str = "", serial: str = "") -> t265_pose_t:
+    """An ``rs2_pose`` (``pose_frame.get_pose_data()``) -> ``t265_pose_t`` from (robot, camera serial). Pure."""
     m = t265_pose_t()
+    m.robot_name, m.camera_serial = str(robot), str(serial)
     m.utime = int(utime)
     m.frame_number = int(frame_number)
     m.translation = _vec3(pose.translation)
@@ -60,8 +65,9 @@ class _Stop:
 
 
 def run(lcm_url: str, channel: str, max_silence_s: float = 2.0, report_every_s: float = 10.0,
-        serial: Optional[str] = None) -> int:
-    """The device loop: start the pose stream, publish every pose frame, stop on SIGINT/SIGTERM."""
+        serial: Optional[str] = None, robot: str = "") -> int:
+    """The device loop: start the pose stream, publish every pose frame to ``<channel>/<robot>``, stop on
+    SIGINT/SIGTERM. The camera serial in the messages is the one the device reports."""
     import lcm
     import pyrealsense2 as rs
 
@@ -74,8 +80,10 @@ def run(lcm_url: str, channel: str, max_silence_s: float = 2.0, report_every_s: 
     stop = _Stop()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    pipe.start(cfg)
-    sys.stderr.write("t265: streaming pose to %s channel %s\n" % (lcm_url, channel))
+    profile = pipe.start(cfg)
+    serial = profile.get_device().get_info(rs.camera_info.serial_number)
+    channel = robot_channel(channel, robot)
+    sys.stderr.write("t265: camera %s of robot %s streaming pose to %s channel %s\n" % (serial, robot, lcm_url, channel))
     published, last_frame, last_report = 0, time.monotonic(), time.monotonic()
     try:
         while not stop.requested:
@@ -86,7 +94,7 @@ def run(lcm_url: str, channel: str, max_silence_s: float = 2.0, report_every_s: 
             pose_frame = frames.get_pose_frame() if frames else None
             t = time.monotonic()
             if pose_frame:
-                msg = pose_to_message(pose_frame.get_pose_data(), pose_frame.frame_number, int(t * 1e6))
+                msg = pose_to_message(pose_frame.get_pose_data(), pose_frame.frame_number, int(t * 1e6), robot, serial)
                 lc.publish(channel, msg.encode())
                 published, last_frame = published + 1, t
             elif t - last_frame > max_silence_s:
@@ -103,7 +111,9 @@ def run(lcm_url: str, channel: str, max_silence_s: float = 2.0, report_every_s: 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Publish a real T265's pose stream as t265_pose_t over LCM")
     p.add_argument("--lcm-url", default=DEFAULT_LCM_URL, help="LCM provider URL (default %(default)s)")
-    p.add_argument("--channel", default=DEFAULT_CHANNEL, help="LCM channel (default %(default)s)")
+    p.add_argument("--robot", required=True, help="robot name (robot.name of its config): sent in every message, "
+                   "channel <channel>/<robot>")
+    p.add_argument("--channel", default=DEFAULT_CHANNEL, help="LCM channel base name (default %(default)s)")
     p.add_argument("--max-silence-s", type=float, default=2.0, help="exit (status 3) after this long without frames")
     p.add_argument("--report-every-s", type=float, default=10.0, help="print the publishing rate this often")
     p.add_argument("--serial", default=None, help="T265 serial number if several RealSense devices are attached")
@@ -119,7 +129,7 @@ def main(argv=None) -> int:
                          "'pip install pyrealsense2==2.53.1' and the Debian package libusb-1.0-0.\n" % e)
         return 2
     try:
-        return run(args.lcm_url, args.channel, args.max_silence_s, args.report_every_s, args.serial)
+        return run(args.lcm_url, args.channel, args.max_silence_s, args.report_every_s, args.serial, args.robot)
     except RuntimeError as e:  # librealsense errors are RuntimeError subclasses (no device, USB)
         sys.stderr.write("t265: RealSense error: %s\n" % e)
         return 1

@@ -1,6 +1,6 @@
 """The runtime's T265 velocity source: ``t265_pose_t`` over LCM -> trunk-frame velocity readings.
 
-    src = T265Source(T265Config(lcm_url="udpm://239.255.76.67:7667?ttl=0"))
+    src = T265Source(T265Config(lcm_url="udpm://239.255.76.67:7667?ttl=0", serial="905312110116"), robot="go1-lab2")
     src.start()
     r = src.latest()          # VelocityReading; r.ok False -> r.reason in frames.REASONS
     src.stop()
@@ -9,7 +9,10 @@ A background thread runs ``lc.handle_timeout`` (no busy waiting) and converts ev
 :func:`robot_runtime.t265.frames.body_velocity`. :meth:`T265Source.latest` adds the age check: no
 sample for more than ``stale_after_s`` (0.1 s: Uni-O4 cut an episode when a T265 read took longer)
 gives ``t265_stale``; NaN fields ``t265_nan``; tracker confidence below ``min_confidence``
-``t265_low_confidence``. The runtime ends the episode (truncation, reason ``t265_loss``) and logs the
+``t265_low_confidence``. Identity (:mod:`robot_runtime.t265.identity`): the source listens on
+``T265_POSE/<robot>`` and refuses samples whose ``robot_name`` / ``camera_serial`` are not the
+configured ones (counted in ``refused``, described in ``refusal``); if only refused samples arrive the
+reading is ``t265_foreign``. The runtime ends the episode (truncation, reason ``t265_loss``) and logs the
 reason. Python 3.8 syntax; lcm is imported only when the source starts.
 """
 import threading
@@ -19,6 +22,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 from go1o4.robot_runtime.t265 import frames as F
+from go1o4.robot_runtime.t265.identity import channel_regex, identity_problem, robot_channel
 
 DEFAULT_CHANNEL = "T265_POSE"
 DEFAULT_LCM_URL = "udpm://239.255.76.67:7667?ttl=0"
@@ -29,7 +33,8 @@ class T265Config:
     """The ``t265`` section of deploy/config/go1_default.yaml."""
 
     lcm_url: str = DEFAULT_LCM_URL
-    channel: str = DEFAULT_CHANNEL
+    channel: str = DEFAULT_CHANNEL  # base name: the robot's stream is <channel>/<robot.name>
+    serial: str = ""  # the camera's serial number: samples from another camera are refused ("": any camera)
     stale_after_s: float = 0.1  # no sample for longer -> t265_stale
     min_confidence: int = 2  # tracker confidence 0-3; below -> t265_low_confidence
     max_speed: float = F.MAX_SPEED  # m/s, per-axis clip (APRL)
@@ -100,9 +105,15 @@ class _Latest:
 class T265Source:
     """Subscribes to ``t265_pose_t`` on LCM in a daemon thread; :meth:`latest` is thread-safe."""
 
-    def __init__(self, cfg: Optional[T265Config] = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, cfg: Optional[T265Config] = None, clock: Callable[[], float] = time.monotonic,
+                 robot: str = ""):
+        """``robot``: the robot name this session is (``robot.name``); it picks the channel and is checked
+        on every sample together with ``cfg.serial``."""
         self.cfg = cfg or T265Config()
         self.cfg.validate()
+        self.robot = robot
+        self.channel = robot_channel(self.cfg.channel, robot)
+        self.refused, self.refusal, self._last_refused = 0, "", float("-inf")
         self._mount = self.cfg.mount()
         self._lever = np.asarray(self.cfg.lever_arm, dtype=np.float64)
         self._clock = clock
@@ -127,7 +138,7 @@ class T265Source:
             self._lc = lcm.LCM(self.cfg.lcm_url)
         except Exception as e:
             raise RuntimeError("T265Source: cannot open LCM url %r (t265.lcm_url): %s" % (self.cfg.lcm_url, e))
-        self._sub = self._lc.subscribe(self.cfg.channel, self._on_message)
+        self._sub = self._lc.subscribe(channel_regex(self.channel), self._on_message)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="t265-lcm", daemon=True)
         self._thread.start()
@@ -168,6 +179,11 @@ class T265Source:
             self.decode_errors += 1
             self.last_error = "cannot decode t265_pose_t on %s: %s" % (channel, e)
             return
+        problem = identity_problem(msg.robot_name, msg.camera_serial, self.robot, self.cfg.serial)
+        if problem:  # another robot's pose: never fed, never used for reward
+            with self._lock:
+                self.refused, self.refusal, self._last_refused = self.refused + 1, problem, received
+            return
         self.feed(sample_from_message(msg), msg.utime, msg.frame_number, received)
 
     def feed(self, sample: F.PoseSample, utime: int, frame_number: int, received: Optional[float] = None) -> None:
@@ -183,11 +199,11 @@ class T265Source:
         """The newest sample as a :class:`VelocityReading` judged at ``now`` (default: the clock)."""
         now = self._clock() if now is None else now
         with self._lock:
-            item = self._latest
+            item, foreign = self._latest, now - self._last_refused <= self.cfg.stale_after_s
         nan3 = np.full(3, np.nan)
-        if item is None:
-            return VelocityReading(False, F.T265_STALE, nan3, nan3, nan3, np.full(4, np.nan), -1,
-                                   float("inf"), float("nan"))
+        if item is None or (foreign and now - item.received > self.cfg.stale_after_s):
+            return VelocityReading(False, F.T265_FOREIGN if foreign else F.T265_STALE, nan3, nan3, nan3,
+                                   np.full(4, np.nan), -1, float("inf"), float("nan"))
         s, conv = item.sample, item.conv
         age = max(0.0, now - item.received)
         reason = conv.reason
