@@ -32,6 +32,8 @@ BUDGETS = {
     "GO1O4_ARGS_EVALUATE": ["--episodes", "1", "--steps", "50", "--workers", "0"],
     "GO1O4_ARGS_OFFLINE": ["--no-progress"] + sum((["--set", o] for o in OFFLINE), []),
     "GO1O4_ARGS_PIPELINE": ["--no-progress"] + sum((["--set", o] for o in PIPELINE), []),
+    "GO1O4_ARGS_CALIBRATE": ["--no-progress", "--motor", "ideal_pd", "--stiffness", "100", "--damping", "6",
+                             "--friction", "1.0", "--episodes", "1", "--seconds", "3"],
 }
 
 
@@ -118,5 +120,6 @@ def test_readme_quick_reference_runs_as_written(scratch):
     assert "sim-robot stopped" in rest, rest
     assert skipped == ["go1o4 session --config deploy/config/go1_default.yaml --robot-ip 192.168.123.10"]
     assert len(done) == len(lines) - 2
-    for made in ("runs/flat", "logs/real", "runs/offline_quick/policy.onnx", "runs/pipeline_quick/report.md"):
+    for made in ("runs/flat", "logs/real", "runs/offline_quick/policy.onnx", "runs/pipeline_quick/report.md",
+                 "policies/uni_o4_ac300/policy.onnx", "runs/calibrate/REPORT.md"):
         assert (scratch / made).exists(), made
