@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None, help="prefix (default: input without .h5)")
     p = sub.add_parser("export", help="dataset file or logs -> D4RL flat HDF5, Minari dataset or LeRobot dataset")
     p.add_argument("paths", nargs="+", help="a dataset file (d4rl, minari) or episode log folders/files")
-    p.add_argument("--format", choices=("d4rl", "minari", "lerobot"), required=True)
+    p.add_argument("--format", choices=("d4rl", "minari", "lerobot"), required=True,
+                   help="D4RL flat HDF5 (d3rlpy), a Minari dataset, or a LeRobot v3.0 dataset")
     p.add_argument("-o", "--output", required=True,
                    help="d4rl: the .hdf5 file; minari: the datasets root (MINARI_DATASETS_PATH) that receives "
                         "<dataset-id>; lerobot: the new dataset folder")

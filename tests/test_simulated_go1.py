@@ -425,13 +425,13 @@ def test_two_simulated_robots_have_distinct_t265_identities(udp_port):
 
     from go1o4.robot_runtime.session_cli import adopt_simulated_identity
     from go1o4.robot_runtime.session_config import load_session_config
-    from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, T265Config
+    from go1o4.robot_runtime.simulated_go1.t265 import LcmT265Publisher, SimT265Config
     from go1o4.robot_runtime.t265.source import T265Source
 
     url, base = "udpm://239.255.76.67:7667?ttl=0", "T265_TEST_%s" % uuid.uuid4().hex[:10]
-    with make_robot(udp_port, start_pose="standing", t265_enabled=True, t265=T265Config(lcm_url=url, lcm_channel=base),
+    with make_robot(udp_port, start_pose="standing", t265_enabled=True, t265=SimT265Config(lcm_url=url, lcm_channel=base),
                     terrain=TerrainConfig("mattress")) as a, \
-            make_robot(0, start_pose="standing", t265_enabled=True, t265=T265Config(lcm_url=url, lcm_channel=base)) as b:
+            make_robot(0, start_pose="standing", t265_enabled=True, t265=SimT265Config(lcm_url=url, lcm_channel=base)) as b:
         with ControlClient(a.control_port) as c:
             info = c.ping()
         assert info["robot_name"] == "sim-go1-%d" % a.port and info["terrain"] == "mattress"

@@ -23,15 +23,16 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="runs/calibrate", help="output folder (candidates.jsonl, REPORT.md, PNGs)")
     p.add_argument("--policy", default=AUTHORS_CKPT, help="the robot's policy: walk-these-ways .pt or .onnx (+.yaml)")
     p.add_argument("--logs", default=None, help="real logs folder (default shared/data/uni_o4_go1_mattress_2023_08)")
-    p.add_argument("--motor", nargs="+", default=["actuator_net", "ideal_pd"], choices=["ideal_pd", "actuator_net"])
+    p.add_argument("--motor", nargs="+", default=["actuator_net", "ideal_pd"], choices=["ideal_pd", "actuator_net"],
+                   help="motor models to try (default: both)")
     p.add_argument("--stiffness", type=float, nargs="+", default=[200.0, 300.0, 450.0, 700.0], help="N/m per foot")
     p.add_argument("--damping", type=float, nargs="+", default=[6.0, 15.0], help="N s/m per foot")
-    p.add_argument("--friction", type=float, nargs="+", default=[0.8, 0.5])
+    p.add_argument("--friction", type=float, nargs="+", default=[0.8, 0.5], help="mattress contact friction values")
     p.add_argument("--thickness", type=float, nargs="+", default=[0.15], help="m (contact stiffens towards it)")
     p.add_argument("--episodes", type=int, default=2, help="robots per commanded band and candidate")
     p.add_argument("--seconds", type=float, default=10.0, help="episode length (statistics after 2 s)")
     p.add_argument("--report-only", action="store_true", help="no new candidates: report on candidates.jsonl")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
 
 def _policy(path: str, out: str):

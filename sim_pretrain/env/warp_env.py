@@ -22,7 +22,10 @@ class WarpGo1VecEnv(Go1VecEnv):
             from go1o4.sim_pretrain.env.warp_robots import WarpRobotBatch
         except ImportError as e:
             raise RuntimeError("the warp backend needs mujoco-warp and warp-lang (pip install -e '.[warp]'): %s" % e)
+        if cfg.motor_model != "ideal_pd" and torque_fn is None:
+            raise RuntimeError("the warp backend runs motor_model ideal_pd (or a torque_fn); got %r"
+                               % cfg.motor_model)
         robots = WarpRobotBatch(terrain_assignment(cfg), cfg.sim_dt, cfg.decimation, cfg.solver_iterations,
-                                device=device, torque_fn=torque_fn)
+                                device=device, torque_fn=torque_fn, ground=cfg.ground)
         super().__init__(cfg, robots=robots)
         self.device = robots.device

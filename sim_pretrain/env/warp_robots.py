@@ -64,20 +64,25 @@ class WarpRobotBatch(RobotBatch):
     """M Go1 robots as MuJoCo Warp worlds (``terrains[i]`` "rigid" or "mattress")."""
 
     def __init__(self, terrains: Sequence[str], sim_dt: float = C.SIM_DT, decimation: int = C.DECIMATION,
-                 solver_iterations: int = 0, device: Optional[str] = None, torque_fn: Optional[TorqueFn] = None):
+                 solver_iterations: int = 0, device: Optional[str] = None, torque_fn: Optional[TorqueFn] = None,
+                 ground=None):
         self.n, self.decimation, self.terrains = len(terrains), decimation, list(terrains)
         self.device, self.torque_fn = warp_device(device), torque_fn
         self.kinds: List[_Kind] = []
         probe = None
         for kind in sorted(set(terrains)):
             # a one-robot CPU batch builds the model exactly as the CPU backend does (layout checked)
-            probe = RobotBatch([kind], sim_dt, decimation, solver_iterations)
+            probe = RobotBatch([kind], sim_dt, decimation, solver_iterations, ground)
             self.kinds.append(_Kind(probe.models[0], np.array([i for i, t in enumerate(terrains) if t == kind]),
                                     self.device))
         m0 = probe.models[0]
         self.__dict__.update({k: v for k, v in vars(probe).items() if k.startswith("s_")})
         self.models = [m0]
         self.trunk_id, self.base_mass, self.kp, self.kd = probe.trunk_id, probe.base_mass, probe.kp, probe.kd
+        # the terrain's own geoms (world body) and their friction: DR multiplies it, as on the CPU backend
+        self._terrain_geoms = {id(k): np.array([g for g in range(k.mjm.ngeom) if k.mjm.geom_bodyid[g] == 0])
+                              for k in self.kinds}
+        self._base_friction = {id(k): k.mjm.geom_friction[self._terrain_geoms[id(k)], 0].copy() for k in self.kinds}
         self.qpos = np.zeros((self.n, m0.nq))
         self.qvel = np.zeros((self.n, m0.nv))
         self.sensordata = np.zeros((self.n, m0.nsensordata))
@@ -101,9 +106,12 @@ class WarpRobotBatch(RobotBatch):
         return self._slot[int(i)]
 
     def randomize(self, i: int, friction: float, added_mass: float, motor_strength: float,
-                  latency_substeps: int) -> None:
+                  latency_substeps: int, motor_offset=0.0) -> float:
+        """As RobotBatch.randomize (the motor offset acts only through a ``torque_fn``'s own model); returns the
+        contact friction (terrain friction x ``friction``)."""
         k, j = self._where(i)
-        k.friction[j, :, 0] = friction
+        g = self._terrain_geoms[id(k)]
+        k.friction[j, g, 0] = self._base_friction[id(k)] * friction
         k.body_mass[j, self.trunk_id] = self.base_mass + added_mass
         if self.torque_fn is None:
             k.gainprm[j, :, 0] = self.kp * motor_strength
@@ -112,6 +120,7 @@ class WarpRobotBatch(RobotBatch):
         self.strength[i] = motor_strength
         self.delays[i] = substep_delays(latency_substeps, self.decimation)
         self._dirty_model = True
+        return float(np.max(k.friction[j, g, 0]))
 
     def reset(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Queued: all resets of a step go to the device together (on the next state read or step)."""
