@@ -6,9 +6,10 @@
     ep.close("terminal", "fall")                          # or ("truncation", "time_limit")
 
 Steps are buffered in memory and written every ``flush_every_steps`` steps or ``flush_every_s``
-seconds: data, HDF5 flush, fsync, then the ``flushed_steps`` counter, flush, fsync. The file is in
-HDF5 SWMR mode from its first flush, so a ``kill -9`` or a power cut leaves a readable file holding
-every step up to the last flush (:mod:`data.reader` recovers it and flags it ``crashed``).
+seconds: data, HDF5 flush, fsync, then the ``flushed_steps`` counter, flush, fsync. The file is made
+at the first step (under a temporary name, renamed into place once complete) and is in HDF5 SWMR
+mode from then on, so a ``kill -9`` or a power cut leaves a readable file holding every step up to
+the last flush, possibly none (:mod:`data.reader` recovers it and flags it ``crashed``).
 Disk full / unwritable folder raise :class:`LogWriteError`; earlier episodes are separate files
 and stay untouched. Python 3.8 syntax (the robot imports this).
 """
@@ -96,6 +97,7 @@ class EpisodeWriter:
         self._check_open()
         if self._specs is None:
             self._init_fields({k: np.shape(v) for k, v in step.items()})
+            self._write_block({}, 0)  # the (empty) file exists from the first step: readable after a crash
         unknown = set(step) - set(self._buf)
         if unknown:
             raise ValueError("episode %s: field(s) %s not in the first step; the fields of an episode are fixed "
@@ -238,8 +240,27 @@ class EpisodeWriter:
         self._buf = {s.name: np.zeros((self.flush_every_steps,) + s.shape, dtype=s.dtype) for s in specs}
 
     def _create_file(self) -> None:
-        f = h5py.File(self.path, "w", libver="latest")
+        """Make the file under a hidden temporary name, then rename it into place and reopen it in SWMR
+        mode: a crash while HDF5 creates it leaves no half-made (unreadable) ``episode_XXXXX.h5``."""
+        tmp = os.path.join(os.path.dirname(self.path), ".%s.part" % os.path.basename(self.path))
+        f = h5py.File(tmp, "w", libver="latest")
+        try:
+            self._fill_new_file(f)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.id.get_vfd_handle())
+        finally:
+            f.close()
+        os.replace(tmp, self.path)
+        if self.fsync:
+            _fsync_dir(os.path.dirname(self.path))
+        f = h5py.File(self.path, "r+", libver="latest")
         self._file = f
+        self._ds = {s.name: f["steps"][s.name] for s in self._specs}
+        self._ds["flushed_steps"] = f["flushed_steps"]
+        f.swmr_mode = True
+
+    def _fill_new_file(self, f: h5py.File) -> None:
         f.attrs.update({
             "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "rate_hz": RATE_HZ,
             "profile": self.profile, "session_id": self.session_id, "episode_index": self.index,
@@ -256,10 +277,7 @@ class EpisodeWriter:
                                       compression_opts=self.compression or None, shuffle=bool(self.compression),
                                       fletcher32=True)
             ds.attrs.update({"unit": s.unit, "frame": s.frame, "description": s.description})
-            self._ds[s.name] = ds
-        self._ds["flushed_steps"] = f.create_dataset("flushed_steps", data=np.zeros(1, dtype=np.int64))
-        f.flush()
-        f.swmr_mode = True
+        f.create_dataset("flushed_steps", data=np.zeros(1, dtype=np.int64))
 
     def _chunk_rows(self, spec: FieldSpec) -> int:
         return chunk_rows(self.flush_every_steps, spec.shape, spec.dtype)
@@ -311,6 +329,19 @@ class EpisodeWriter:
         except LogWriteError:
             pass
         raise LogWriteError("cannot write episode log %s (%d steps on disk): %s" % (self.path, self._n_written, exc))
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 def _read_yaml(path: str) -> Dict[str, Any]:

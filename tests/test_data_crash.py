@@ -267,9 +267,10 @@ def test_flush_at_least_every_flush_every_s(tmp_path):
     w = SessionWriter(tmp_path, {}, session_id="s", flush_every_steps=1000, flush_every_s=0.05, fsync=False)
     ep = w.start_episode()
     ep.append({"time": 0.0, "obs": np.zeros(58), "action": np.zeros(12)})
-    assert not os.path.exists(ep.path)  # buffered; a crash now would lose < flush_every_s of steps
-    report = open_dataset(tmp_path).validate()
-    assert any("before its first flush" in i.problem for i in report.warnings), report.format()
+    # the file exists (readable, empty) from the first step; the step itself is buffered: a crash
+    # now would lose < flush_every_s of steps
+    early = open_dataset(tmp_path).episodes[0].load()
+    assert early.status == STATUS_OPEN and early.num_steps == 0
     time.sleep(0.06)
     ep.append({"time": 0.02, "obs": np.ones(58), "action": np.zeros(12)})  # over 0.05 s: flushed
     ep.append({"time": 0.04, "obs": np.ones(58), "action": np.zeros(12)})  # buffered again
@@ -277,3 +278,56 @@ def test_flush_at_least_every_flush_every_s(tmp_path):
     assert live.status == STATUS_OPEN and live.num_steps == 2
     ep.close()
     assert open_dataset(tmp_path).episodes[0].load().num_steps == 3
+
+
+# A real writer killed (SIGKILL) at the start of an episode: "first_step" right after its first step,
+# "creating" while HDF5 is creating the episode file at the first flush (its first dataset is being made).
+EARLY_KILL = r"""
+import os, signal, sys
+import h5py
+import numpy as np
+from go1o4.data.writer import SessionWriter
+root, when = sys.argv[1], sys.argv[2]
+if when == "creating":
+    def _die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    h5py.Group.create_dataset = _die
+w = SessionWriter(root, {"terrain": "test"}, session_id="s", flush_every_steps=1 if when == "creating" else 50,
+                  flush_every_s=60.0)
+ep = w.start_episode({"k": 1})
+ep.append({"time": 0.0, "tick": 0, "obs": np.zeros(58), "action": np.zeros(12)})
+print("started", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("when", ["first_step", "creating"])
+def test_kill9_at_episode_start_leaves_readable_session(tmp_path, when):
+    """Issue 14.5: a crash in the first second never leaves an unreadable episode file."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", EARLY_KILL, str(tmp_path), when], cwd=str(REPO), env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if when == "first_step":
+            assert proc.stdout.readline().strip() == "started", proc.stderr.read()
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    assert proc.returncode == -signal.SIGKILL
+    ds = open_dataset(tmp_path)
+    report = ds.validate()
+    assert report.ok, report.format()
+    assert not ds.problems
+    if when == "first_step":  # the file exists from the first step: an empty, crashed episode
+        assert len(ds.episodes) == 1
+        ep = ds.episodes[0].load()
+        assert ep.status == STATUS_CRASHED and ep.end == "truncation" and ep.num_steps == 0
+        assert ep.meta["k"] == 1 and ep.session["terrain"] == "test"
+    else:  # died while making the file: no half-made episode file, the episode is a note
+        assert ds.episodes == []
+        assert any("before its first flush" in why for _, why in ds.notes), ds.notes
