@@ -353,7 +353,7 @@ def test_kill9_runtime_mid_episode_log_recoverable(policy_path, tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not list(logs.glob("*/episode_00000.h5")):
             time.sleep(0.2)
-        time.sleep(3.0)  # ~150 steps into the episode
+        time.sleep(4.0)  # ~200 steps into the episode (the file exists from the first step)
         kids = [k for k in _children(proc.pid) if b"deadman" not in open("/proc/%d/cmdline" % k, "rb").read()]
         os.kill(proc.pid, signal.SIGKILL)  # (its dead-man takes over the robot: tests/test_deadman.py)
         proc.wait(10)
