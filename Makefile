@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo walk test lint vermin bench clean
+.PHONY: venv demo walk test lint vermin bench clean lerobot-venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,20 @@ walk: venv
 		--log --log-dir runs/demo_logs --quiet
 	$(BIN)/go1o4 data info runs/demo_logs
 
+## LeRobot's own LeRobotDataset for tests/test_data_ecosystem.py: lerobot 0.4.4 needs torch<2.11 + torchvision, which do
+## not install beside the project's torch, so it gets a separate venv (~5.5 GB, a CUDA torch 2.14.1 that runs on the CPU;
+## torch/torchvision come from this machine's disk). Only what lerobot.datasets imports; lerobot itself with --no-deps.
+LEROBOT_VENV := .venv-lerobot
+lerobot-venv: $(LEROBOT_VENV)/.installed
+
+$(LEROBOT_VENV)/.installed:
+	$(PY) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(LEROBOT_VENV)/bin/pip install -q datasets==4.8.5 huggingface-hub==0.35.3 accelerate==1.16.0 av==15.1.0 packaging==25.0
+	$(LEROBOT_VENV)/bin/pip install -q --no-deps lerobot==0.4.4
+	$(LEROBOT_VENV)/bin/python -c "from lerobot.datasets.lerobot_dataset import LeRobotDataset"
+	touch $@
+
 ## the test suite
 test: venv
 	$(BIN)/python -m pytest -q
@@ -44,4 +58,4 @@ bench: venv
 	for b in $(BENCHES); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LEROBOT_VENV) build *.egg-info

@@ -2,7 +2,8 @@
 
 Written with pyarrow/pandas to the layout of ``lerobot.datasets.utils`` (lerobot 0.4, ``CODEBASE_VERSION =
 "v3.0"``) because lerobot itself pins ``torch<2.11`` and imports ``torchvision``, which does not import beside
-this project's torch; ``LeRobotDataset(repo_id, root=<out>)`` reads the folder::
+this project's torch; ``LeRobotDataset(repo_id, root=<out>)`` reads the folder (checked in the tests from the
+separate ``make lerobot-venv``)::
 
     meta/info.json                                  fps 50, features, data_path template, splits
     meta/stats.json                                 per-feature mean/std/min/max/count

@@ -1,6 +1,8 @@
 """Exports loaded by the ecosystem's own libraries (Minari, LeRobot's on-disk format) and the rerun log viewer."""
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from go1o4.data.reader import open_dataset
 from go1o4 import contract as C
 from go1o4.cli import main
 
+LEROBOT_PY = Path(__file__).resolve().parents[1] / ".venv-lerobot" / "bin" / "python"
 SESSION = "20230808-215007"  # one episode, 914 steps, ends in a fall
 
 
@@ -65,17 +68,40 @@ def test_lerobot_export_matches_the_logs(real_logs_dir, tmp_path, capsys):
 
 
 def test_lerobot_export_loads_in_lerobot_dataset(real_logs_dir, tmp_path):
-    """Runs where lerobot imports (it needs torchvision, which does not import beside the CPU torch of `make venv`)."""
-    try:
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    except ImportError as e:
-        pytest.skip("lerobot does not import here: %s" % e)
+    """LeRobot's own LeRobotDataset reads our export. lerobot needs torch<2.11 + torchvision, which cannot sit beside
+    the project's torch, so it lives in its own venv (`make lerobot-venv`, built by .ci/run) and runs in a subprocess."""
+    if not LEROBOT_PY.exists():
+        pytest.skip("%s not found: run `make lerobot-venv` (lerobot 0.4.4 needs torch<2.11 and torchvision, which "
+                    "do not install beside the project's torch, so it gets its own venv)" % LEROBOT_PY)
+    from go1o4.data.export_lerobot import features
+
     out = tmp_path / "lerobot"
-    assert main(["data", "export", str(real_logs_dir / SESSION), "--format", "lerobot", "-o", str(out)]) == 0
-    ds = LeRobotDataset("go1o4/mattress-v0", root=out)
-    assert ds.fps == 50 and ds.num_episodes == 1 and len(ds) == 915
-    item = ds[914]
-    assert tuple(item["observation.state"].shape) == (C.OBS_DIM,) and bool(item["next.done"])
+    sessions = [str(real_logs_dir / s) for s in (SESSION, "20230807-170045")]
+    assert main(["data", "export"] + sessions + ["--format", "lerobot", "-o", str(out)]) == 0
+    logs = [ref.load() for ref in open_dataset(sessions).episodes]
+    lengths = [ep.num_steps for ep in logs]
+    starts = np.cumsum([0] + lengths)
+    frames = [0, lengths[0] - 1, int(starts[2]) + 7]  # first, episode 0's last (a fall), inside episode 2
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
+    r = subprocess.run([str(LEROBOT_PY), str(Path(__file__).with_name("lerobot_load.py")), str(out),
+                        "go1o4/mattress-v0", ",".join(map(str, frames))],
+                       capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["fps"] == 50 and got["num_episodes"] == 3 and got["num_frames"] == got["len"] == sum(lengths)
+    assert got["episode_lengths"] == lengths
+    assert set(got["features"]) == set(features()) and set(features()) <= set(got["item_keys"])
+    for f, item in zip(frames, got["items"]):
+        e = int(np.searchsorted(starts, f, side="right")) - 1
+        i = f - int(starts[e])
+        ep = logs[e]
+        assert item["episode_index"] == e and item["frame_index"] == i and item["index"] == f
+        assert len(item["observation.state"]) == C.OBS_DIM
+        np.testing.assert_allclose(item["observation.state"], ep.steps["obs"][i], rtol=1e-6)
+        np.testing.assert_allclose(item["action"], ep.steps["action"][i], rtol=1e-6)
+        np.testing.assert_allclose(item["next.reward"], ep.steps["reward"][i], rtol=1e-6)
+        assert bool(item["next.done"]) == (ep.terminal and i == ep.num_steps - 1)
+        assert item["timestamp"] == pytest.approx(i / 50.0, abs=1e-4)
 
 
 def synthetic_episode(seconds: float = 100.0) -> Episode:
