@@ -171,10 +171,10 @@ def pick_robot(args, cfg: SessionConfig, say: Callable[[str], None]):
     control = args.sim_control_port or DEFAULT_SIM_CONTROL_PORT
     robot = None
     if args.robot_ip or args.sim_port is not None or args.sim_control_port is not None:
-        robot = SimRobot.find(control)
+        robot = SimRobot.attach(control)
     elif args.sim_robot == "auto":
         try:
-            robot = SimRobot.find(control, timeout=0.3)
+            robot = SimRobot.attach(control, timeout=0.3)
         except RuntimeError:
             robot = None
     if robot is not None:

@@ -2,12 +2,11 @@
 
     robot = SimRobot.launch(mode="lockstep", terrain="mattress", start_pose="standing")   # a child process
     robot = SimRobot.launch(how="thread")                                                 # in this process
-    robot = SimRobot.attach(port=8007, control_port=8017)                                 # one already serving
-    robot = SimRobot.find()                     # the `go1o4 sim-robot` running here, found by its control port
+    robot = SimRobot.attach(control_port=8017)     # the `go1o4 sim-robot` already serving here, by its control port
     ...
     robot.reset("standing"); robot.close()
 
-These classmethods are the only ways to get a handle; the runtime only needs ``port`` and ``reset``
+These two classmethods are the only ways to get a handle; the runtime only needs ``port`` and ``reset``
 (and ``info``: the robot's identity, terrain and T265 stream, from its control port).
 """
 from typing import Any, Dict, Optional, Sequence
@@ -25,7 +24,7 @@ class SimRobot:
         self.info: Optional[Dict[str, Any]] = None  # identity, terrain, T265 stream (control ping), when asked
 
     @classmethod
-    def find(cls, control_port: int = 8017, timeout: float = 2.0) -> "SimRobot":
+    def attach(cls, control_port: int = 8017, timeout: float = 2.0) -> "SimRobot":
         """A handle on the ``go1o4 sim-robot`` already running on 127.0.0.1, found through its control port (its SDK
         port, mode, terrain and T265 identity come from there). RuntimeError with what to do if none answers."""
         from go1o4.robot_runtime.simulated_go1.control import wait_ready
@@ -37,12 +36,6 @@ class SimRobot:
         robot = cls(int(info["port"]), control_port, info.get("mode", "realtime"))
         robot.info = info
         return robot
-
-    @classmethod
-    def attach(cls, port: int, control_port: Optional[int] = None, proc: Any = None,
-               mode: str = "lockstep") -> "SimRobot":
-        """A handle on a simulated Go1 already serving on ``port`` (``proc``: its process, closed with the handle)."""
-        return cls(port, control_port, mode, "subprocess" if proc is not None else "attached", proc=proc)
 
     @classmethod
     def launch(cls, mode: str = "lockstep", how: str = "subprocess", terrain: str = "rigid",
