@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="session folders or episode files")
     p.add_argument("-o", "--output", required=True, help="dataset file to write (.h5)")
     p.add_argument("--config", default=None, help="YAML with BuildConfig fields")
-    p.add_argument("--reward", default=None, help="recompute rewards with this reward (default: logged)")
+    p.add_argument("--reward", default=None, help="reward of the dataset, a data.rewards name (default: uni_o4_world; logged: the reward the runtime logged)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a BuildConfig field (repeatable)")
     p.add_argument("--compress", action="store_true", help="gzip the dataset file (~6x smaller, slower)")

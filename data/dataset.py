@@ -141,6 +141,7 @@ class TransitionDataset:
         """Write to HDF5 (atomically: temp file then rename)."""
         tmp = "%s.tmp%d" % (path, os.getpid())
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with h5py.File(tmp, "w") as f:
                 f.attrs.update({"format": DATASET_FORMAT, "version": DATASET_VERSION,
                                 "meta_json": json.dumps(to_jsonable(self.meta)), "software_version": __version__})

@@ -31,6 +31,7 @@ COMMANDS = {
     "online": ("go1o4.online_finetune.cli", "online PPO fine-tuning on the (simulated) Go1 through the runtime, resumable"),
     "pipeline": ("go1o4.experiments.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
     "offline-evidence": ("go1o4.experiments.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
+    "ope-study": ("go1o4.experiments.ope_study", "OPE gate study: AM-Q / FQE accept decisions vs the simulated return (paper Fig. 6a)"),
 }
 
 
@@ -39,7 +40,7 @@ STAGES = (
     ("1 simulation pretraining", ("pretrain", "export", "evaluate")),
     ("2 robot: real or simulated Go1", ("sim-robot", "session", "stand", "t265-echo", "demo")),
     ("3 data: episode logs and datasets", ("data",)),
-    ("4 offline fine-tuning", ("offline", "offline-evidence")),
+    ("4 offline fine-tuning", ("offline", "offline-evidence", "ope-study")),
     ("5 online fine-tuning and the whole recipe", ("online", "pipeline")),
 )
 USAGE = """usage: go1o4 COMMAND [ARGUMENTS]     go1o4 COMMAND --help: that command's arguments

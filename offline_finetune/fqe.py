@@ -5,7 +5,11 @@ For each ensemble member k (one Q head each, batched), with its deterministic po
     L = E_D[ sum_k (r + gamma (1 - terminal) Q_target_k(s', mu_k(s')) - Q_k(s, a))^2 ]
 
 on held-out episodes (by default), Polyak target. J(pi_k) is estimated as the mean over start states of
-Q_k(s0, mu_k(s0)). Before the first fit every head can regress the data's Monte-Carlo discounted return
+Q_k(s0, mu_k(s0)). In the gate the heads come in pairs: K for the candidates and K for each member's current
+best (pi_old), fitted together, so a candidate is compared with its reference under the same fit (a score
+recorded at an earlier check came from an earlier fit and drifts with it). Each check a candidate's head starts
+as a copy of its reference's (:meth:`FQE.copy_head`; common random numbers: the same batches then move both
+alike, so a candidate equal to its reference scores exactly the same); on acceptance it becomes the reference's. Before the first fit every head can regress the data's Monte-Carlo discounted return
 (:func:`go1o4.offline_finetune.critic_check.discounted_returns`), the behaviour policy's value: candidates
 stay near the data, so this start is close and the few thousand warm-started steps per check go further.
 Timeouts bootstrap, falls do not (as in :mod:`go1o4.offline_finetune.value`).
@@ -19,7 +23,7 @@ from go1o4.offline_finetune.config import FQEConfig
 from go1o4.offline_finetune.value import polyak_update, q_target
 
 from go1o4 import contract as C
-from go1o4.rl.networks import Critic, GaussianActor, ObsNormalizer
+from go1o4.rl.networks import Critic, EnsembleLinear, GaussianActor, ObsNormalizer
 
 
 def member_actions(actor: GaussianActor, obs: torch.Tensor) -> torch.Tensor:
@@ -72,19 +76,41 @@ class FQE:
             self._step((q - self.mc[i].unsqueeze(0)).pow(2).mean(-1).sum())
         self.q_target.load_state_dict(self.q.state_dict())
 
+    @torch.no_grad()
+    def next_actions(self, actor: GaussianActor, chunk: int = 4096) -> torch.Tensor:
+        """mu_k(s') of every member on every transition, (K, N, A): the policies do not change during a fit,
+        so their actions are computed once instead of once per minibatch."""
+        nxt = self.data["next_observations"]
+        return torch.cat([member_actions(actor, nxt[i:i + chunk]) for i in range(0, self.n, chunk)], 1)
+
     def fit(self, actor: GaussianActor, steps: int) -> float:
         """``steps`` FQE updates for the members of ``actor``; returns the last loss."""
         d, loss = self.data, float("nan")
+        next_act = self.next_actions(actor) if steps > 0 else None
         for _ in range(steps):
             i = self._batch()
             with torch.no_grad():
                 nxt = d["next_observations"][i]
-                next_q = self._heads(self.q_target(nxt, member_actions(actor, nxt)))
+                next_q = self._heads(self.q_target(nxt, next_act[:, i]))
                 target = q_target(d["rewards"][i].unsqueeze(0), d["terminals"][i].unsqueeze(0), next_q, self.gamma)
             q = self._heads(self.q(d["observations"][i], d["actions"][i]))
             loss = self._step((q - target).pow(2).mean(-1).sum())
         self.fits += 1
         return loss
+
+    @torch.no_grad()
+    def copy_head(self, src: int, dst: int) -> None:
+        """Head ``dst`` takes head ``src``'s Q, target and optimiser state: the two heads are then the same
+        function and, fitted to the same policy on the same batches, stay the same."""
+        for net in (self.q, self.q_target):
+            for m in net.net.modules():
+                if isinstance(m, EnsembleLinear):
+                    m.weight[dst].copy_(m.weight[src])
+                    m.bias[dst].copy_(m.bias[src])
+        for p in self.q.net.parameters():
+            for v in self.opt.state.get(p, {}).values():
+                if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == self.k:
+                    v[dst].copy_(v[src])
 
     @torch.no_grad()
     def values(self, actor: GaussianActor, starts: torch.Tensor) -> np.ndarray:

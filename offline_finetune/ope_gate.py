@@ -6,6 +6,11 @@ gate can measure its own noise: with ``ope.margin`` m > 0 a member is accepted o
 score - best > m * std_boot(score - best), the std over ``ope.bootstrap`` resamples of the start states
 (paired: the same resample for the candidate and the best's per-start values recorded when it was
 accepted). m = 0 is the paper's strict rule.
+
+AM-Q's critics, model and start states are fixed during the improvement, so a best score recorded at
+acceptance stays valid; FQE keeps fitting, so with ``reference`` (the members' current best policies) it
+scores candidates and references with the same fit every check and :meth:`OPEGate.reference_scores`
+replaces the recorded best scores.
 """
 from typing import Dict, Optional
 
@@ -41,6 +46,7 @@ class OPEGate:
         self.fqe: Optional[FQE] = None
         self._pending: Optional[Dict] = None  # restored FQE state, applied when the FQE is built
         self.last = None  # (total, count) of the latest score
+        self.reference = None  # FQE: per-start values of the members' current best, same fit as ``last``
         self.best = None  # per member: (total, count) recorded when it was last accepted
         if cfg.method == "fqe":
             if fqe_data is None:
@@ -62,21 +68,35 @@ class OPEGate:
             fqe.mc_init(cfg.fqe.mc_init_steps)
         return fqe
 
-    def per_start(self, actor: GaussianActor):
+    def per_start(self, actor: GaussianActor, reference: Optional[GaussianActor] = None):
         cfg = self.cfg
         if cfg.method == "am_q":
             fall = cfg.fall_value if cfg.falls == "terminal" else None
             return am_q_per_start(actor, self.dynamics, self.value, self.am_q_starts, cfg.horizon, cfg.seed,
                                   self.model_sample, fall_value=fall)
-        if self.fqe is None:
-            self.fqe = self._build_fqe(actor.ensemble_size)
-        self.fqe.fit(actor, cfg.fqe.first_steps if self.fqe.fits == 0 else cfg.fqe.steps)
-        v = self.fqe.values(actor, self.fqe_starts)
-        return v, np.ones_like(v)
+        k = actor.ensemble_size
+        policies = actor if reference is None else GaussianActor.stack(
+            [actor.member(i) for i in range(k)] + [reference.member(i) for i in range(k)]).to(self.fqe_starts.device)
+        if self.fqe is None:  # built at the first check, or rebuilt from a checkpoint on resume
+            self.fqe = self._build_fqe(policies.ensemble_size)
+        if reference is not None and self.fqe.fits > 0:  # each candidate's head starts from its reference's fit
+            for i in range(k):
+                self.fqe.copy_head(k + i, i)
+        self.fqe.fit(policies, cfg.fqe.first_steps if self.fqe.fits == 0 else cfg.fqe.steps)
+        v = self.fqe.values(policies, self.fqe_starts)
+        self.reference = None if reference is None else v[k:]
+        return v[:k], np.ones_like(v[:k])
 
-    def score(self, actor: GaussianActor) -> np.ndarray:
-        self.last = self.per_start(actor)
+    def score(self, actor: GaussianActor, reference: Optional[GaussianActor] = None) -> np.ndarray:
+        """(K,) scores of the members; ``reference`` (FQE): their current best, scored with the same fit."""
+        self.last = self.per_start(actor, reference)
+        if self.reference is not None and self.best is not None:
+            self.best = (self.reference.copy(), np.ones_like(self.reference))
         return pooled_score(*self.last)
+
+    def reference_scores(self) -> Optional[np.ndarray]:
+        """The members' current best re-scored with the latest fit (FQE with a reference), else None."""
+        return None if self.reference is None else pooled_score(self.reference, np.ones_like(self.reference))
 
     def margin(self) -> np.ndarray:
         """How much each member's latest score must beat its best by (0 without ``ope.margin``)."""
@@ -97,6 +117,10 @@ class OPEGate:
         if self.best is None:
             self.best = (self.last[0].copy(), self.last[1].copy())
         self.best[0][improved], self.best[1][improved] = self.last[0][improved], self.last[1][improved]
+        if self.reference is not None and self.fqe is not None:  # the accepted candidate is the new reference
+            k = len(improved)
+            for i in np.flatnonzero(improved):
+                self.fqe.copy_head(int(i), k + int(i))
 
     def state_dict(self) -> Dict:
         d: Dict = {}

@@ -326,7 +326,8 @@ class OfflineRun:
             ppo.load_state_dict(self.states["improve"]["trainer"])
 
         def evaluate(n: int) -> None:
-            ev = ppo.evaluate(self.score, self.gate.margin)
+            ev = ppo.evaluate(lambda actor: self.gate.score(actor, reference=ppo.best), self.gate.margin,
+                              self.gate.reference_scores)
             self.gate.commit(ev["improved"])
             self.snapshot(n, self.actor, ev["scores"])
             self.log("improve", n, {"ope/score": ev["scores"], "ope/accepted": ev["accepted"].astype(float),

@@ -117,14 +117,20 @@ class MultiStepPPO:
         return out
 
     def evaluate(self, score_fn: Callable[[GaussianActor], np.ndarray],
-                 margin_fn: Optional[Callable[[], np.ndarray]] = None) -> Dict[str, np.ndarray]:
+                 margin_fn: Optional[Callable[[], np.ndarray]] = None,
+                 reference_fn: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Dict[str, np.ndarray]:
         """Score the current members by OPE and apply the acceptance rule; returns scores and decisions.
 
         ``margin_fn`` (called after ``score_fn``): how much each member must beat its best by (default 0).
+        ``reference_fn`` (called after ``score_fn``): the best policies' scores under the evaluator's current
+        state, replacing the scores recorded when they were accepted (None: keep those).
         The first call (before any update) only records the starting scores ("improved" is then all True).
         """
         scores = np.asarray(score_fn(self.actor), dtype=np.float64)
         first = not np.isfinite(self.best_score).any()
+        fresh = reference_fn() if (reference_fn is not None and not first) else None
+        if fresh is not None:
+            self.best_score = np.asarray(fresh, dtype=np.float64)
         margin = margin_fn() if (margin_fn is not None and not first) else 0.0
         accept = acceptance(scores, self.best_score, margin)
         for i in np.flatnonzero(accept):

@@ -136,7 +136,7 @@ def test_reuse_critics_only_from_a_matching_run(tiny_data, tmp_path):
     import torch
     from go1o4.offline_finetune.train import OfflineRun
 
-    from go1o4.experiments.evidence import reuse_critics
+    from go1o4.experiments.common import reuse_critics
 
     torch.set_num_threads(1)
     src = str(tmp_path / "src")

@@ -177,6 +177,39 @@ def test_fqe_gate_rejects_a_worse_policy_and_accepts_a_better_one():
     assert not ev["accepted"][0] and ev["margin"][0] > 0  # same value within noise: the margin keeps the best
 
 
+def test_fqe_gate_compares_a_candidate_with_its_reference_under_the_same_fit():
+    """The first check fits FQE briefly (values far below J = 2); by the next check the fit has converged. A gate
+    comparing with the score recorded at the first check would accept the very same policy as an improvement;
+    re-scoring the reference with the current fit (a head per member's best, the candidate's head started
+    from it) does not, and an accepted candidate's head becomes its reference's."""
+    torch.manual_seed(0)
+    gamma, data, good, bad = _fqe_world()
+    cfg = OPEConfig(method="fqe", num_starts=64, margin=2.0,
+                    fqe=FQEConfig(hidden=[64, 64], lr=1e-3, batch_size=128, polyak=0.05, mc_init_steps=0,
+                                  first_steps=20, steps=1500))
+    gate = OPEGate(cfg, gamma, fqe_data=data)
+    ppo = MultiStepPPO(GaussianActor.stack([good]), None, ImproveConfig())
+
+    def check():
+        ev = ppo.evaluate(lambda a: gate.score(a, reference=ppo.best), gate.margin, gate.reference_scores)
+        gate.commit(ev["improved"])
+        return ev
+
+    first = check()
+    assert first["scores"][0] < 1.0  # an early, unconverged fit
+    ev = check()  # the same policy again, now with a converged fit: the same score as its reference
+    assert ev["scores"][0] > 1.5 and ppo.best_score[0] == pytest.approx(ev["scores"][0], abs=1e-5)
+    assert not ev["accepted"][0]
+    ppo.actor.load_state_dict(GaussianActor.stack([bad]).state_dict())
+    assert not check()["accepted"][0]  # worse: rejected
+    # acceptance copies the candidate's head (0) to the reference's (1)
+    gate.fqe.q.net.net[0].weight.data[0].add_(1.0)
+    gate.reference = np.zeros((1, 64))
+    gate.last = (np.ones((1, 64)), np.ones((1, 64)))
+    gate.commit(np.array([True]))
+    torch.testing.assert_close(gate.fqe.q.net.net[0].weight[1], gate.fqe.q.net.net[0].weight[0])
+
+
 def test_fqe_mc_init_regresses_the_behaviour_return():
     data = _chain(n=256)  # r = 1, one 256-step episode, gamma 0.5: G = 2 except at the very end
     mc = discounted_returns(data["rewards"].numpy(), data["terminals"].numpy(), np.zeros(256, np.int64), 0.5)[0]

@@ -75,6 +75,14 @@ def test_tiny_pipeline_end_to_end_then_rerun_skips_finished_stages(tmp_path, cap
         assert yaml.safe_load(f)["terrain"] == "mattress"
     assert json.load(open(os.path.join(seed, "ppo_online", "summary.json")))["info"]["source"] == "pretrained"
     assert json.load(open(os.path.join(seed, "iql_online", "summary.json")))["grad_steps"] >= 5
+    # every offline policy judged on the held-out episodes, in the report
+    for algo in ("uni_o4", "iql"):
+        j = json.load(open(os.path.join(seed, algo + "_offline", "judgement.json")))
+        assert j["algo"] == algo and j["val_episodes"] >= 1 and j["contract"].endswith("policy.yaml")
+        for k in ("log_likelihood", "am_q", "fqe"):
+            assert np.isfinite([j[k]["start"], j[k]["trained"]]).all(), (algo, k)
+        assert len(j["action_change"]["per_joint"]) == 12 and j["action_change"]["in_start_std"] >= 0
+    assert "judged without a robot" in text and "uni_o4_offline seed 0" in text
 
     capsys.readouterr()
     assert main(_argv(out, pretrained)) == 0  # every stage done: nothing runs again

@@ -45,7 +45,13 @@ class CollectConfig:
 class PipelineConfig:
     """``go1o4 pipeline``: pretrained -> mattress data -> offline Uni-O4 (A.4) -> online PPO -> evaluation."""
 
+    # the starting policy: an ONNX policy (+ contract), or a walk-these-ways / Uni-O4 actor checkpoint (.pt, e.g.
+    # the authors' ../shared/data/uni_o4_go1_policies/ac_weights_000300.pt), imported into <out>/start/ first
     pretrained: str = "sim_pretrain/policies/go1_flat.onnx"
+    # offline data: "" collects ``collect.steps`` on the simulated mattress with the starting policy; otherwise
+    # a built dataset file, a directory of episode logs, or uni_o4_real (the authors' real mattress logs)
+    dataset: str = ""
+    dataset_reward: str = "uni_o4_body_si"  # reward computed for a given ``dataset`` (data.rewards name)
     seeds: List[int] = field(default_factory=lambda: [0])
     reward: str = "logged"  # data.rewards name for the offline dataset; "logged" = the runtime's online reward
     collect: CollectConfig = field(default_factory=CollectConfig)
@@ -57,6 +63,7 @@ class PipelineConfig:
     methods: List[str] = field(default_factory=pipeline_methods)
     eval: EvalConfig = field(default_factory=EvalConfig)
     device: str = "auto"  # offline and online training (go1o4.rl.device); --device sets both
+    judge_fqe_steps: int = 5000  # FQE steps of the offline judgement (experiments.offline_judgement)
 
     def validate(self) -> None:
         from go1o4.rl.device import check_device_spec

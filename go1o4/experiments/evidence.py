@@ -6,7 +6,7 @@
 1. ``one_step``, ``uni_o4`` and ``iql`` offline on the same data and Q/V/dynamics settings, several seeds,
    each in ``<out>/runs/<method>/seed_<s>`` (resumable; Uni-O4 with ``improve.snapshots``). The value and
    dynamics stages depend only on the data, the seed and their configs, never on the policy, so the first
-   finished run of a seed lends them to the others (:func:`reuse_critics`): the same critics each would train.
+   finished run of a seed lends them to the others (:func:`go1o4.experiments.common.reuse_critics`): the same critics each would train.
 2. Evaluation on the simulated mattress through the runtime (online_finetune.evaluate) at a low and a high
    speed: every exported policy, the pretrained policy (deterministic) and the behaviour policy as it
    collected the data (pretrained mean + the collector's exploration std, stochastic).
@@ -25,6 +25,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from go1o4.experiments.common import reuse_critics
 from go1o4.experiments.config import CONFIGS
 from go1o4.offline_finetune.algorithms import ALGORITHMS, algorithm_names
 from go1o4.online_finetune.config import EvalConfig
@@ -32,7 +33,6 @@ from go1o4.robot_runtime.rollout import RolloutConfig
 
 METHODS = tuple(algorithm_names())  # offline_finetune.algorithms: uni_o4, iql, one_step
 MEDIUM_PIPELINE = os.path.join(CONFIGS, "medium.yaml")  # the pipeline budget the same data were collected for
-CRITIC_KEYS = ("seed", "val_fraction", "value.", "dynamics.", "ope.")  # what the value/dynamics stages depend on
 
 
 @dataclass
@@ -91,40 +91,6 @@ def frozen_preset(cfg: EvidenceConfig, out: str) -> str:
         os.makedirs(out, exist_ok=True)
         shutil.copyfile(preset_path(cfg.offline_preset) if cfg.offline_preset in PRESETS else cfg.offline_preset, path)
     return path
-
-
-def reuse_critics(run, src_dir: str) -> bool:
-    """Give ``run`` (an OfflineRun before its value stage) the finished value and dynamics stages of the run in
-    ``src_dir`` if that run had the same seed, split and value/dynamics/OPE configs and the same data (its
-    value normaliser's statistics). Returns whether it did."""
-    import torch
-
-    from go1o4 import config as cfgmod
-    from go1o4.offline_finetune.train import CHECKPOINT, _flatten
-
-    path = os.path.join(src_dir, CHECKPOINT)
-    if "value" in run.completed or not os.path.exists(path) or os.path.abspath(src_dir) == os.path.abspath(run.out):
-        return False
-    old = _flatten(cfgmod.load_yaml(os.path.join(src_dir, "config.yaml")))
-    new = _flatten(cfgmod.to_dict(run.cfg))
-    if any(old.get(k) != new.get(k) for k in set(old) | set(new) if k.startswith(CRITIC_KEYS) or k in CRITIC_KEYS):
-        return False
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not {"value", "dynamics"} <= set(ckpt["completed"]):
-        return False
-    theirs = ckpt["modules"]["value"]["v"]
-    if any("normalizer" in k and not torch.equal(v, theirs[k]) for k, v in run.value.v.state_dict().items()):
-        return False  # other data
-    run.value.load_state_dict(ckpt["modules"]["value"])
-    run.dynamics.load_state_dict(ckpt["modules"]["dynamics"])
-    with open(os.path.join(src_dir, "metrics.json")) as f:
-        metrics = json.load(f)
-    for stage in ("value", "dynamics"):
-        run.states[stage], run.metrics[stage] = ckpt["stages"][stage], metrics[stage]
-        run.completed.append(stage)
-    run.states["critics_from"] = os.path.abspath(src_dir)
-    run.save("dynamics")
-    return True
 
 
 def train_all(cfg: EvidenceConfig, out: str, pretrained: str, progress: bool, say) -> Dict[str, Dict[str, Any]]:
@@ -267,7 +233,7 @@ def run_evidence(cfg: EvidenceConfig, out: str, command: str, progress: bool = T
     from go1o4.config import to_dict
     from go1o4.data.log_format import atomic_write_json
     from go1o4.experiments import evidence_report as rep
-    from go1o4.experiments.pipeline import resolve
+    from go1o4.experiments.common import resolve
 
     pretrained = cfg.pretrained if os.path.exists(cfg.pretrained) else resolve(cfg.pretrained)
     scale, timings = std_scale_of(cfg), {}

@@ -20,7 +20,8 @@ import numpy as np
 
 from go1o4.config import load_config, save_config
 from go1o4.data.log_format import atomic_write_json
-from go1o4.experiments.config import REPO, PipelineConfig, pipeline_algorithms, pipeline_methods, sub_overrides
+from go1o4.experiments.common import resolve
+from go1o4.experiments.config import PipelineConfig, pipeline_algorithms, pipeline_methods, sub_overrides
 from go1o4.online_finetune.collector import sample_command
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import append_ledger, episode_keys, read_ledger
@@ -28,13 +29,6 @@ from go1o4.robot_runtime.rollout import RobotRunner, exploration, load_checked_p
 
 DONE = "done.json"
 OFFLINE_DIRS = {a: a + "_offline" for a in pipeline_algorithms()}
-
-
-def resolve(path: str) -> str:
-    """A path as given, else relative to the repository (shipped files such as the pretrained policy)."""
-    if os.path.exists(path) or os.path.isabs(path):
-        return os.path.abspath(path)
-    return os.path.join(REPO, path)
 
 
 def done_info(folder: str) -> Optional[Dict[str, Any]]:
@@ -65,13 +59,30 @@ class Pipeline:
         cfg.validate()
         self.cfg, self.out, self.progress, self.say = cfg, out_dir, progress, say
         os.makedirs(out_dir, exist_ok=True)
-        self.pretrained = resolve(cfg.pretrained)
+        self.pretrained = self._start_policy(resolve(cfg.pretrained))
         self.timings_path = os.path.join(out_dir, "timings.json")
         self.timings: Dict[str, float] = {}
         if os.path.exists(self.timings_path):
             with open(self.timings_path) as f:
                 self.timings = json.load(f)
         self.dataset = None
+
+    def _start_policy(self, path: str) -> str:
+        """An ONNX policy as it is; a .pt actor checkpoint imported (checked) into ``<out>/start/`` once."""
+        if not path.endswith(".pt"):
+            return path
+        from go1o4.policy_contract import file_sha256
+        from go1o4.sim_pretrain.cli_import_policy import import_policy
+
+        d, onnx = os.path.join(self.out, "start"), os.path.join(self.out, "start", "policy.onnx")
+        info = done_info(d)
+        if info is None or info.get("checkpoint_sha256") != file_sha256(path):
+            if not os.path.exists(path):
+                raise FileNotFoundError("starting policy checkpoint %s not found" % path)
+            rep = import_policy(path, d)
+            atomic_write_json(os.path.join(d, DONE), {"checkpoint": path, "checkpoint_sha256": file_sha256(path),
+                                                      "onnx_vs_reference": rep["onnx_vs_reference"]})
+        return onnx
 
     def _timed(self, name: str, fn, *args):
         t0 = time.time()
@@ -140,10 +151,29 @@ class Pipeline:
         ds.source = os.path.abspath(logs)
         return ds
 
+    def given_dataset(self) -> str:
+        """``dataset`` (e.g. the real logs) built once into ``<out>/data/dataset.h5`` with ``dataset_reward``."""
+        from go1o4.offline_finetune.dataset import load_dataset
+
+        d = os.path.join(self.out, "data")
+        path = os.path.join(d, "dataset.h5")
+        spec = self.cfg.dataset if self.cfg.dataset == "uni_o4_real" else resolve(self.cfg.dataset)
+        info = done_info(d)
+        if info and info.get("dataset") == spec and info.get("reward") == self.cfg.dataset_reward:
+            return path
+        ds = load_dataset(spec, reward=self.cfg.dataset_reward, progress=self.progress)
+        os.makedirs(d, exist_ok=True)
+        ds.save(path)
+        atomic_write_json(os.path.join(d, DONE), {"dataset": spec, "reward": self.cfg.dataset_reward,
+                                                  "transitions": len(ds), "episodes": int(ds.num_episodes),
+                                                  "falls": int(np.sum(ds.terminals)),
+                                                  "mean_reward": float(np.mean(ds.rewards))})
+        return path
+
     def load_dataset(self):
         if self.dataset is None:
             from go1o4.data.dataset import TransitionDataset
-            path = self._timed("collect", self.collect)
+            path = self._timed("collect", self.given_dataset if self.cfg.dataset else self.collect)
             self.dataset = TransitionDataset.load(path)
             self.dataset.source = path
         return self.dataset
@@ -163,7 +193,13 @@ class Pipeline:
             over += ["init=data", "bc.steps=0"] + sub_overrides("", self.cfg.iql_overrides)
         preset = self.cfg.offline_preset
         ocfg = load_config(OfflineConfig, preset_path(preset) if "/" not in preset else preset, over)
-        summary = OfflineRun(ocfg, self.load_dataset(), d, progress=self.progress).run()
+        run = OfflineRun(ocfg, self.load_dataset(), d, progress=self.progress)
+        from go1o4.experiments.common import reuse_critics
+        for other in pipeline_algorithms():  # value and dynamics depend only on data, seed and their configs
+            if other != algo and reuse_critics(run, os.path.join(self.out, "seed_%d" % seed, OFFLINE_DIRS[other])):
+                self.say("%s seed %d: value and dynamics of %s reused (same data, seed and configs)" % (algo, seed, other))
+                break
+        summary = run.run()
         atomic_write_json(os.path.join(d, DONE), {"selected_member": summary.get("selected_member"),
                                                   "ope_best_scores": summary.get("ope_best_scores")})
         return d
@@ -201,6 +237,14 @@ class Pipeline:
                       say=self.say).train()  # resumes from its checkpoint and logs after a crash
         atomic_write_json(os.path.join(d, DONE), {"steps": s["steps"], "grad_steps": s["grad_steps"]})
         return d
+
+    def judge_seed(self, seed: int) -> None:
+        """Each finished offline policy judged on the held-out episodes (experiments.offline_judgement)."""
+        from go1o4.experiments.offline_judgement import judge
+
+        for d in (os.path.join(self.out, "seed_%d" % seed, OFFLINE_DIRS[a]) for a in pipeline_algorithms()):
+            if done_info(d) and os.path.exists(os.path.join(d, "policy.onnx")):
+                judge(d, self.pretrained, self.load_dataset(), self.cfg.judge_fqe_steps, self.progress)
 
     def evaluate_seed(self, seed: int) -> Dict[str, Any]:
         e = self.cfg.eval
@@ -240,6 +284,7 @@ class Pipeline:
                 self._timed(tag + "uni_o4_online", self.online, seed, "uni_o4_online")
             if m & {"iql_offline", "iql_online"}:
                 self._timed(tag + "iql_offline", self.offline, seed, "iql")
+            self._timed(tag + "judge", self.judge_seed, seed)
             if "iql_online" in m:
                 self._timed(tag + "iql_online", self.iql_online, seed)
             if "ppo_online" in m:

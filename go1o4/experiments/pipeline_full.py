@@ -65,6 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--notes", help="Markdown file appended to the --md file (analysis, deviations from the paper)")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "pipeline_full.json"))
     p.add_argument("--md", default=str(ROOT / "online_finetune" / "RESULTS_FULL.md"))
+    p.add_argument("--png-prefix", default="pipeline_", help="name prefix of the PNGs copied beside --json")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     cfg = load_config(PipelineConfig, a.config, a.overrides)
@@ -74,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     res_dir = os.path.dirname(a.json)
     os.makedirs(res_dir, exist_ok=True)
     for png in ("learning_curves.png", "results.png"):
-        shutil.copyfile(os.path.join(a.out, png), os.path.join(res_dir, "pipeline_" + png))
+        shutil.copyfile(os.path.join(a.out, png), os.path.join(res_dir, a.png_prefix + png))
     doc = {"config": to_dict(cfg), "config_file": os.path.relpath(a.config, str(ROOT)), "overrides": a.overrides,
            "out": a.out, "results": results, "wall_s_this_invocation": wall,
            "wall_s_stages_total": sum(results["timings_s"].values()),
@@ -83,11 +84,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     with open(a.json, "w") as f:
         json.dump(doc, f, indent=1)
     rel = os.path.relpath(res_dir, os.path.dirname(a.md))
-    md = markdown(results).replace("](learning_curves.png)", "](%s/pipeline_learning_curves.png)" % rel)
-    md = md.replace("](results.png)", "](%s/pipeline_results.png)" % rel)
-    head = ["Produced by `python benchmarks/run_pipeline_full.py --config %s %s` (%s); raw numbers in `%s`."
-            % (doc["config_file"], " ".join("--set %s" % o for o in a.overrides), doc["time"],
-               os.path.relpath(a.json, str(ROOT))),
+    md = markdown(results).replace("](learning_curves.png)", "](%s/%slearning_curves.png)" % (rel, a.png_prefix))
+    md = md.replace("](results.png)", "](%s/%sresults.png)" % (rel, a.png_prefix))
+    head = ["Produced by `python benchmarks/run_pipeline_full.py %s` (%s); raw numbers in `%s`."
+            % (" ".join(argv if argv is not None else sys.argv[1:]), doc["time"], os.path.relpath(a.json, str(ROOT))),
             "Total stage wall time %.0f s (%.1f h) on %d shared CPU cores." % (
                 doc["wall_s_stages_total"], doc["wall_s_stages_total"] / 3600, os.cpu_count()), ""]
     lines = md.split("\n")

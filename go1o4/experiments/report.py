@@ -5,7 +5,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-LABELS = {"pretrained": "pretrained (rigid sim), unchanged", "uni_o4_offline": "Uni-O4 offline (A.4 init)",
+LABELS = {"pretrained": "starting policy (sim-pretrained), unchanged", "uni_o4_offline": "Uni-O4 offline (A.4 init)",
           "uni_o4_online": "Uni-O4 offline -> online PPO", "iql_offline": "IQL offline",
           "iql_online": "IQL offline -> IQL online", "ppo_online": "PPO online from pretrained (no offline)"}
 ONLINE = ("uni_o4_online", "ppo_online", "iql_online")
@@ -79,9 +79,12 @@ def collect_results(out: str, cfg, timings: Dict[str, float]) -> Dict[str, Any]:
             ev = _load(os.path.join(out, "seed_%d" % s, "eval", m + ".json"))
             if ev is None:
                 continue
-            for sp, name in zip(speeds, ("low", "high")):
+            for sp, name in zip((speeds[0], speeds[-1]), ("low", "high")):  # for the plots
                 for k in ("return", "tracking_error", "fall", "mean_vx"):
                     rows.setdefault("%s_%s" % (k, name), []).append(ev["speeds"][sp][k])
+            for sp in speeds:  # every commanded speed, for the table
+                for k in ("return", "tracking_error", "fall", "mean_vx"):
+                    rows.setdefault("%s@%s" % (k, sp), []).append(ev["speeds"][sp][k])
             for k in ("return", "tracking_error", "fall"):
                 rows.setdefault("%s_all" % k, []).append(ev["all"][k])
         table[m] = {k: mean_std(v) for k, v in rows.items()}
@@ -89,7 +92,13 @@ def collect_results(out: str, cfg, timings: Dict[str, float]) -> Dict[str, Any]:
             curves[m] = {str(s): curve_of(os.path.join(out, "seed_%d" % s), m) for s in seeds}
             dips[m] = {str(s): early_dip(c) for s, c in curves[m].items()}
             falls[m] = {str(s): training_falls(os.path.join(out, "seed_%d" % s, m)) for s in seeds}
-    return {"methods": list(cfg.methods), "seeds": seeds, "speeds": [float(v) for v in cfg.eval.speeds],
+    judged = {}
+    for m in cfg.methods:
+        for s in seeds:
+            doc = _load(os.path.join(out, "seed_%d" % s, m, "judgement.json")) if m.endswith("_offline") else None
+            if doc:
+                judged["%s seed %d" % (m, s)] = doc
+    return {"methods": list(cfg.methods), "seeds": seeds, "judgement": judged, "speeds": [float(v) for v in cfg.eval.speeds],
             "eval": {"episodes": cfg.eval.episodes, "episode_steps": cfg.eval.episode_steps},
             "budgets": {"collect_steps": cfg.collect.steps, "online_steps": cfg.online.total_steps},
             "dataset": _load(os.path.join(out, "data", "done.json")), "table": table, "curves": curves,
@@ -166,22 +175,26 @@ def markdown(results: Dict[str, Any]) -> str:
     lines = ["# Online -> offline -> online on the simulated Go1 (mattress)", "",
              "Seeds: %s; evaluation: %d episode(s) x %d steps per speed, deterministic policy, from standing."
              % (results["seeds"], results["eval"]["episodes"], results["eval"]["episode_steps"]),
-             "Budgets: %d collected offline steps, %d online steps per online method."
-             % (results["budgets"]["collect_steps"], results["budgets"]["online_steps"]), ""]
+             "Budgets: %s offline steps, %d online steps per online method."
+             % ("%d collected" % results["budgets"]["collect_steps"] if not (results.get("dataset") or {}).get("dataset")
+                else "the given dataset's", results["budgets"]["online_steps"]), ""]
     ds = results.get("dataset") or {}
-    if ds:
+    if ds.get("dataset"):  # a given dataset (e.g. the real logs), not collected here
+        lines += ["Dataset: `%s`, %s transitions in %s episodes (%s falls), reward %s." % (
+            ds["dataset"], ds.get("transitions"), ds.get("episodes"), ds.get("falls"), ds.get("reward")), ""]
+    elif ds:
         lines += ["Dataset: %s steps in %s episodes (%s falls), %s transitions, exploration std scale %s, reward %s."
                   % (ds.get("steps"), ds.get("episodes"), ds.get("falls"), ds.get("transitions"),
                      ds.get("std_scale"), ds.get("reward")), ""]
-    lines += ["| method | return @%.1f m/s | return @%.1f m/s | tracking err @%.1f (m/s) | tracking err @%.1f (m/s) "
-              "| mean vx @%.1f | mean vx @%.1f | fall rate |" % (sp[0], sp[-1], sp[0], sp[-1], sp[0], sp[-1]),
-              "|---|---|---|---|---|---|---|---|"]
+    keys = ["%.2f" % v for v in sp]
+    lines += ["| method | return (all) | %s | %s | fall rate |" % (
+        " | ".join("speed reached @%.1f (m/s)" % v for v in sp), " | ".join("tracking err @%.1f" % v for v in sp)),
+        "|---" * (3 + 2 * len(sp)) + "|"]
     for m in results["methods"]:
         t = results["table"].get(m, {})
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            LABELS[m], _fmt(t.get("return_low")), _fmt(t.get("return_high")), _fmt(t.get("tracking_error_low")),
-            _fmt(t.get("tracking_error_high")), _fmt(t.get("mean_vx_low"), 2), _fmt(t.get("mean_vx_high"), 2),
-            _fmt(t.get("fall_all"), 2)))
+        lines.append("| %s | %s | %s | %s | %s |" % (
+            LABELS[m], _fmt(t.get("return_all")), " | ".join(_fmt(t.get("mean_vx@" + k), 2) for k in keys),
+            " | ".join(_fmt(t.get("tracking_error@" + k)) for k in keys), _fmt(t.get("fall_all"), 2)))
     lines += ["", "Values: mean ± std over seeds (per seed: mean over episodes).", "",
               "## Online learning curves", "", "![learning curves](learning_curves.png)", "",
               "Early dip (first %d online steps, deterministic evaluation return; 'below start' = more than %.0f %% "
@@ -199,6 +212,10 @@ def markdown(results: Dict[str, Any]) -> str:
         for s, n in sorted(per_seed.items()):
             lines.append("| %s | %s | %d | %d | %d | %d |" % (m, s, n["episodes"], n["falls"], n["steps"],
                                                                n.get("cut_by_crash", 0)))
+    if results.get("judgement"):
+        from go1o4.experiments.offline_judgement import markdown_rows
+        lines += ["", "## Offline policies judged without a robot (held-out episodes of the offline data)", ""]
+        lines += markdown_rows(results["judgement"])
     lines += ["", "![results](results.png)", "", "## Wall times (s)", "", "| stage | s |", "|---|---|"]
     for k, v in sorted(results["timings_s"].items()):
         lines.append("| %s | %.0f |" % (k, v))
