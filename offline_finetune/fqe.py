@@ -112,6 +112,13 @@ class FQE:
                 if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == self.k:
                     v[dst].copy_(v[src])
 
+    def tie_heads(self) -> None:
+        """Every head becomes a copy of head 0 (Q, target, optimiser state): policies that are equal then
+        score exactly equal, and score differences come from the policies, not from how each head was
+        initialised (the members of the A.4 recipe all start as the same policy)."""
+        for i in range(1, self.k):
+            self.copy_head(0, i)
+
     @torch.no_grad()
     def values(self, actor: GaussianActor, starts: torch.Tensor) -> np.ndarray:
         """(K, B): Q_k(s0, mu_k(s0)) for every start state."""

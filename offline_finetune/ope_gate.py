@@ -64,8 +64,10 @@ class OPEGate:
         if self._pending is not None:
             fqe.load_state_dict(self._pending)
             self._pending = None
-        elif mc is not None:
-            fqe.mc_init(cfg.fqe.mc_init_steps)
+        else:
+            if mc is not None:
+                fqe.mc_init(cfg.fqe.mc_init_steps)
+            fqe.tie_heads()  # every head the same function before the first fit (common random numbers)
         return fqe
 
     def per_start(self, actor: GaussianActor, reference: Optional[GaussianActor] = None):

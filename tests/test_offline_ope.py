@@ -210,6 +210,19 @@ def test_fqe_gate_compares_a_candidate_with_its_reference_under_the_same_fit():
     torch.testing.assert_close(gate.fqe.q.net.net[0].weight[1], gate.fqe.q.net.net[0].weight[0])
 
 
+def test_fqe_gate_scores_equal_members_equally():
+    """The A.4 members start as one policy: with the FQE heads tied before the first fit, they score exactly
+    the same (an untied head's own initialisation would decide which member looks best)."""
+    torch.manual_seed(0)
+    gamma, data, good, _ = _fqe_world()
+    cfg = OPEConfig(method="fqe", num_starts=32, fqe=FQEConfig(hidden=[32, 32], batch_size=64, mc_init_steps=0,
+                                                              first_steps=50, steps=10))
+    gate = OPEGate(cfg, gamma, fqe_data=data)
+    three = GaussianActor.stack([good, good, good])
+    scores = gate.score(three, reference=three)
+    assert scores[0] == scores[1] == scores[2] and gate.reference_scores()[0] == scores[0]
+
+
 def test_fqe_mc_init_regresses_the_behaviour_return():
     data = _chain(n=256)  # r = 1, one 256-step episode, gamma 0.5: G = 2 except at the very end
     mc = discounted_returns(data["rewards"].numpy(), data["terminals"].numpy(), np.zeros(256, np.int64), 0.5)[0]

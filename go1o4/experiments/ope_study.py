@@ -25,6 +25,7 @@ from go1o4.experiments import ope_study_metrics as M
 from go1o4.online_finetune.config import EvalConfig
 from go1o4.robot_runtime.rollout import RolloutConfig
 
+SCORES_VERSION = 2  # bump when the scoring changes (cached scores are then recomputed); 2: FQE heads tied
 BASE_RATES = {"accept_all": True, "reject_all": False}  # no-OPE references in the table
 REPO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ope_study.yaml")
 
@@ -144,6 +145,7 @@ def evaluator_scores(run, ens, evaluators: Dict[str, Dict[str, Any]], fqe_steps:
             fqe = FQE(ocfg.ope.fqe, ens.ensemble_size, ocfg.value.gamma, run.val.t, run.obs_mean, run.obs_std,
                       mc_returns=mc, seed=ocfg.ope.seed)
             fqe.mc_init(ocfg.ope.fqe.mc_init_steps)
+            fqe.tie_heads()  # equal policies score equal: differences come from the policies
             fqe.fit(ens, fqe_steps)
             fqe_values = fqe.values(ens, start_states(run.val["observations"], ocfg.ope.num_starts, ocfg.ope.seed))
         out[name] = (fqe_values, np.ones_like(fqe_values))
@@ -158,7 +160,8 @@ def score_policies(run, paths: List[str], cfg: OPEStudyConfig) -> Dict[str, Tupl
     from go1o4.rl.networks import GaussianActor
 
     cache = os.path.join(run.out, "ope_study_scores.npz")
-    key = repr((sorted(to_dict(cfg).get("evaluators").items()), cfg.fqe_steps, [file_sha256(p) for p in paths]))
+    key = repr((SCORES_VERSION, sorted(to_dict(cfg).get("evaluators").items()), cfg.fqe_steps,
+                [file_sha256(p) for p in paths]))
     if os.path.exists(cache):
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
