@@ -80,6 +80,6 @@ def write_markdown(path: str, result: Dict[str, Any]) -> None:
            "", "## Decisions (every evaluator replayed as the gate of the same candidates)", ""]
     out += table_lines(result)
     out += ["", "![OPE study](%s)" % result["png"], "", "## Runs", ""] + run_lines(result)
-    out += ["", "Wall time of this study (s): %s" % json.dumps({k: round(v) for k, v in result["timings"].items()}), ""]
+    out += ["", "Wall time of the last invocation (s; cached stages take none): %s" % json.dumps({k: round(v) for k, v in result["timings"].items()}), ""]
     with open(path, "w") as f:
         f.write("\n".join(out))
