@@ -35,11 +35,17 @@ def test_run_folders_never_shared_and_resume_picks_the_latest(tmp_path):
         new_run_dir(str(tmp_path), "../x")
 
 
+def _ctrl_c_reaches_it():
+    """A child started from a background job inherits SIGINT ignored (POSIX: asynchronous commands of a shell
+    without job control), and Python then keeps ignoring it: give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _pretrain(args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "go1o4.cli", "pretrain", "--config", CONFIG, "--no-progress",
                              "--set"] + TINY + args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it, **kw)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_with_one_line(tmp_path):
@@ -102,7 +108,8 @@ def test_offline_ctrl_c_saves_its_checkpoint(tmp_path):
             "checkpoint_every=1000000", "torch_threads=1"]
     p = subprocess.Popen([sys.executable, "-m", "go1o4.cli", "offline", "--dataset", data, "--preset", "quick",
                           "--out", out, "--no-progress"] + sum((["--set", s] for s in sets), []), cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=_ctrl_c_reaches_it)
     metrics = os.path.join(out, "metrics.json")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and p.poll() is None and not os.path.isdir(os.path.join(out, "tb")):
