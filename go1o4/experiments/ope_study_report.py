@@ -18,7 +18,7 @@ def plot(result: Dict[str, Any], path: str) -> None:
 
     table = result["table"]
     arms = list(dict.fromkeys(_split(k)[0] for k in table))
-    fig, axes = plt.subplots(1, len(arms), figsize=(5.2 * len(arms), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(arms), figsize=(5.2 * len(arms), 4.4), squeeze=False, sharey=True)
     for ax, arm in zip(axes[0], arms):
         keys = [k for k in table if _split(k)[0] == arm]
         x = np.arange(len(keys))
@@ -28,7 +28,7 @@ def plot(result: Dict[str, Any], path: str) -> None:
             ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=label)
         ax.axhline(0.8, color="k", ls="--", lw=0.8)
         ax.set_xticks(x)
-        ax.set_xticklabels(["%s\nm=%g" % (_split(k)[1], _split(k)[2]) for k in keys], fontsize=7)
+        ax.set_xticklabels(["%s m=%g" % (_split(k)[1], _split(k)[2]) for k in keys], fontsize=7, rotation=40, ha="right")
         ax.set(title=arm, ylim=(0, 1.05))
     axes[0][0].set_ylabel("fraction right (sim return = truth)")
     axes[0][0].legend(fontsize=7, loc="lower left")
