@@ -18,9 +18,19 @@ def pipeline_algorithms() -> List[str]:
 
 def pipeline_methods() -> List[str]:
     """Every method the pipeline can compare: the pretrained policy, each algorithm offline and offline -> online,
-    and PPO online from the pretrained policy (no offline stage)."""
+    PPO online from the pretrained policy (no offline stage), and the offline-only algorithms (one_step)."""
     return (["pretrained"] + [a + s for a in pipeline_algorithms() for s in ("_offline", "_online")]
-            + ["ppo_online"])
+            + ["ppo_online"] + [a + "_offline" for a in offline_only_algorithms()])
+
+
+def offline_only_algorithms() -> List[str]:
+    """Registered offline algorithms that no online stage continues (one_step): offline rows of the table only."""
+    return [a.name for a in ALGORITHMS.values() if not a.online]
+
+
+def default_methods() -> List[str]:
+    """What ``go1o4 pipeline`` runs unless ``methods`` says otherwise: everything but the offline-only rows."""
+    return [m for m in pipeline_methods() if m[:-len("_offline")] not in offline_only_algorithms()]
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,7 +70,7 @@ class PipelineConfig:
     iql_overrides: Dict[str, str] = field(default_factory=dict)
     online: OnlineConfig = field(default_factory=OnlineConfig)
     iql_online: IQLOnlineConfig = field(default_factory=IQLOnlineConfig)
-    methods: List[str] = field(default_factory=pipeline_methods)
+    methods: List[str] = field(default_factory=default_methods)  # e.g. add one_step_offline
     eval: EvalConfig = field(default_factory=EvalConfig)
     device: str = "auto"  # offline and online training (go1o4.rl.device); --device sets both
     judge_fqe_steps: int = 5000  # FQE steps of the offline judgement (experiments.offline_judgement)

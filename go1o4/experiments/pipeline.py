@@ -21,14 +21,20 @@ import numpy as np
 from go1o4.config import load_config, save_config
 from go1o4.data.log_format import atomic_write_json
 from go1o4.experiments.common import resolve
-from go1o4.experiments.config import PipelineConfig, pipeline_algorithms, pipeline_methods, sub_overrides
+from go1o4.experiments.config import (
+    PipelineConfig,
+    offline_only_algorithms,
+    pipeline_algorithms,
+    pipeline_methods,
+    sub_overrides,
+)
 from go1o4.online_finetune.collector import sample_command
 from go1o4.online_finetune.evaluate import evaluate
 from go1o4.online_finetune.rollouts import append_ledger, episode_keys, read_ledger
 from go1o4.robot_runtime.rollout import RobotRunner, exploration, load_checked_policy
 
 DONE = "done.json"
-OFFLINE_DIRS = {a: a + "_offline" for a in pipeline_algorithms()}
+OFFLINE_DIRS = {a: a + "_offline" for a in pipeline_algorithms() + offline_only_algorithms()}
 
 
 def done_info(folder: str) -> Optional[Dict[str, Any]]:
@@ -179,6 +185,7 @@ class Pipeline:
         return self.dataset
 
     def offline(self, seed: int, algo: str) -> str:
+        from go1o4.offline_finetune.algorithms import get_algorithm
         from go1o4.offline_finetune.cli import preset_path
         from go1o4.offline_finetune.config import OfflineConfig
         from go1o4.offline_finetune.train import OfflineRun
@@ -187,7 +194,7 @@ class Pipeline:
         if done_info(d):
             return d
         over = ["algo=%s" % algo, "seed=%d" % seed, "device=%s" % self.cfg.device]
-        if algo == "uni_o4":  # A.4: every ensemble member starts from the pretrained policy
+        if get_algorithm(algo).bc_from_data:  # uni_o4, one_step (A.4): every member starts from the pretrained policy
             over += ["init=pretrained", "pretrained=%s" % self.pretrained] + sub_overrides("", self.cfg.offline_overrides)
         else:  # IQL learns its policy from the data; the BC ensemble is not used by it
             over += ["init=data", "bc.steps=0"] + sub_overrides("", self.cfg.iql_overrides)
@@ -242,7 +249,7 @@ class Pipeline:
         """Each finished offline policy judged on the held-out episodes (experiments.offline_judgement)."""
         from go1o4.experiments.offline_judgement import judge
 
-        for d in (os.path.join(self.out, "seed_%d" % seed, OFFLINE_DIRS[a]) for a in pipeline_algorithms()):
+        for d in (os.path.join(self.out, "seed_%d" % seed, name) for name in OFFLINE_DIRS.values()):
             if done_info(d) and os.path.exists(os.path.join(d, "policy.onnx")):
                 judge(d, self.pretrained, self.load_dataset(), self.cfg.judge_fqe_steps, self.progress)
 
@@ -284,6 +291,9 @@ class Pipeline:
                 self._timed(tag + "uni_o4_online", self.online, seed, "uni_o4_online")
             if m & {"iql_offline", "iql_online"}:
                 self._timed(tag + "iql_offline", self.offline, seed, "iql")
+            for algo in offline_only_algorithms():
+                if algo + "_offline" in m:
+                    self._timed(tag + algo + "_offline", self.offline, seed, algo)
             self._timed(tag + "judge", self.judge_seed, seed)
             if "iql_online" in m:
                 self._timed(tag + "iql_online", self.iql_online, seed)

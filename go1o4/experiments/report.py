@@ -7,7 +7,8 @@ import numpy as np
 
 LABELS = {"pretrained": "starting policy (sim-pretrained), unchanged", "uni_o4_offline": "Uni-O4 offline (A.4 init)",
           "uni_o4_online": "Uni-O4 offline -> online PPO", "iql_offline": "IQL offline",
-          "iql_online": "IQL offline -> IQL online", "ppo_online": "PPO online from pretrained (no offline)"}
+          "iql_online": "IQL offline -> IQL online", "ppo_online": "PPO online from pretrained (no offline)",
+          "one_step_offline": "one-step PPO offline (A.4 init, no pi_old update)"}
 ONLINE = ("uni_o4_online", "ppo_online", "iql_online")
 EARLY_STEPS = 10_000
 DIP_TOLERANCE = 0.01  # a drop below 1 % of the start is within the curve evaluations' noise
