@@ -74,6 +74,7 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     device: str = "auto"  # offline and online training (go1o4.rl.device); --device sets both
     judge_fqe_steps: int = 5000  # FQE steps of the offline judgement (experiments.offline_judgement)
+    judge: bool = True  # false skips the judgement (e.g. a rerun for the online stages of already-judged policies)
 
     def validate(self) -> None:
         from go1o4.rl.device import check_device_spec

@@ -294,7 +294,8 @@ class Pipeline:
             for algo in offline_only_algorithms():
                 if algo + "_offline" in m:
                     self._timed(tag + algo + "_offline", self.offline, seed, algo)
-            self._timed(tag + "judge", self.judge_seed, seed)
+            if self.cfg.judge:
+                self._timed(tag + "judge", self.judge_seed, seed)
             if "iql_online" in m:
                 self._timed(tag + "iql_online", self.iql_online, seed)
             if "ppo_online" in m:
