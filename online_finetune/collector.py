@@ -30,7 +30,10 @@ def collect_logged_episode(runner: RobotRunner, cfg, index: int, log_std, run_di
     expl = exploration(log_std, seed=int(rng.integers(2 ** 31)))
     res = runner.episode(command, cfg.episode_steps, exploration=expl, meta=dict(meta, command=command))
     if not res.log_path:
-        raise RuntimeError("the runtime did not log the episode (%s)" % runner.log_error)
+        if res.steps == 0:  # e.g. the T265 was already stale when the episode should start: nothing to learn from
+            raise RuntimeError("online episode %d ended before its first step (%s: %s); nothing was logged"
+                               % (index, res.end, res.reason))
+        raise RuntimeError("the runtime did not log online episode %d (%s)" % (index, runner.log_error or "no log"))
     if not wait_closed(res.log_path):
         raise RuntimeError("the runtime's logger did not close %s" % res.log_path)
     key = os.path.relpath(res.log_path, runner.log_dir).replace(os.sep, "/")

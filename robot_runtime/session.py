@@ -163,6 +163,8 @@ class RuntimeSession(PolicyStep, EpisodeHandling):
             self._tripped(self.loop.tripped)
         st = self.loop.latest
         remote = st.remote if st is not None else None
+        if self.t265 is not None and self.clock.lockstep:  # the samples the paused simulator sent up to now
+            self.t265.await_fresh(now, 2 * C.POLICY_DT, self.cfg.runtime.lockstep_t265_wait_s)
         self.last_reading = None if self.t265 is None else self.t265.latest(now)
         while self._posted:
             self.handle(self._posted.popleft())

@@ -150,6 +150,10 @@ class RuntimeConfig:
     switch_interval_s: float = 0.0002
     gc_young_every: int = 25
     lockstep_recv_timeout_s: float = 0.02
+    # lock-step only: wall seconds a policy step waits for the T265 reader thread to take the samples the paused
+    # simulator has already sent (a loaded host must not make the simulated T265 look stale); a silent T265 is
+    # waited for once, then judged stale as on the robot
+    lockstep_t265_wait_s: float = 0.25
     status_hz: float = 5.0
     cpu_affinity: List[int] = field(default_factory=list)
     rt_priority: int = 40  # SCHED_FIFO of the link loop (policy loop: -1, helpers: -2); 0: normal
@@ -168,6 +172,8 @@ class RuntimeConfig:
                              "0 <= prewarm_s <= policy_phase_s")
         if not (self.lockstep_recv_timeout_s > 0 and self.status_hz > 0 and 0 <= self.rt_priority <= 99):
             raise ValueError("need lockstep_recv_timeout_s > 0, status_hz > 0, rt_priority in 0-99")
+        if not 0 < self.lockstep_t265_wait_s <= 5.0:
+            raise ValueError("lockstep_t265_wait_s must be in (0, 5] s, got %r" % self.lockstep_t265_wait_s)
         if self.gc_young_every < 0:
             raise ValueError("gc_young_every must be >= 0 (0: automatic garbage collection), got %r" % self.gc_young_every)
 

@@ -190,6 +190,29 @@ def test_t265_stall_then_nan_cut_the_episode(make, robot):
     assert np.all(np.isfinite(eps[1]["reward"]))
 
 
+@pytest.mark.parametrize("wait_s, reason", [(5.0, "time_limit"), (0.001, "t265_stale")])
+def test_a_lagging_t265_reader_does_not_cut_a_lockstep_episode(make, wait_s, reason):
+    """The T265 reader thread stalls for 1 s of wall time mid-episode (a loaded host: with 3 online runs on 2
+    cores, 30-40 % of training episodes were cut as t265_stale). The paused simulator had sent its samples, so
+    the lock-step step waits for them (runtime.lockstep_t265_wait_s) and the episode runs to its time limit;
+    with a wait too short to cover the stall it is cut as on a real robot whose T265 went silent."""
+    import time
+
+    s = make("runtime.lockstep_t265_wait_s=%g" % wait_s)
+    feed, lag, lagged = s.t265.feed, [], []
+
+    def slow_feed(*args, **kwargs):
+        if lag and not lagged:
+            lagged.append(True)
+            time.sleep(1.0)
+        feed(*args, **kwargs)
+    s.t265.feed = slow_feed
+    sched, _ = _at(0.4, lambda: lag.append(True))
+    r = s.run_episode(command_schedule=sched, max_steps=100, reset_pose="standing")
+    assert lagged and (r.end, r.reason) == ("truncation", reason)
+    assert r.steps == 100 if reason == "time_limit" else 20 <= r.steps < 100
+
+
 def test_fall_ends_the_episode_as_terminal_and_damps(make, robot):
     msgs = []
     s = make(messages=msgs)

@@ -111,6 +111,38 @@ def test_age_judged_at_the_given_time(bus, channel):
     np.testing.assert_allclose(late.v_body, [0.8, 0.0, 0.0], atol=1e-12)  # last values kept for the log
 
 
+def test_await_fresh_waits_for_the_reader_then_gives_up_on_a_silent_stream(bus, channel):
+    """Lock-step: the paused simulator's samples are waited for (the reader thread may lag on a loaded host);
+    a silent stream is waited for once, then judged stale without waiting again until it sends."""
+    clock = ManualClock()
+    with T265Source(T265Config(lcm_url=URL, channel=channel, stale_after_s=0.1), clock=clock) as src:
+        publish(bus, channel, pose())
+        assert wait_for(lambda: src.samples_received >= 1)
+        assert src.await_fresh(clock.t + 0.01, 0.04, 5.0)  # fresh already: no wait
+        clock.t += 0.5  # the simulator ran on; its next sample is on the way but not read yet
+        assert not src.latest().ok
+        timer = threading.Timer(0.05, publish, (bus, channel, pose()))
+        timer.start()
+        assert src.await_fresh(clock.t, 0.04, 30.0)  # returns when the sample is read (stamped now)
+        timer.join()
+        assert src.latest().ok and src.samples_received == 2
+        clock.t += 0.5  # nothing more is published
+        assert not src.await_fresh(clock.t, 0.04, 0.05)
+        t0 = time.monotonic()
+        assert not src.await_fresh(clock.t + 0.02, 0.04, 30.0)  # gave up on this stream: no second wait
+        assert time.monotonic() - t0 < 10.0
+        assert src.latest().reason == F.T265_STALE
+        publish(bus, channel, pose())  # it sends again ...
+        assert wait_for(lambda: src.samples_received >= 3)
+        assert src.await_fresh(clock.t + 0.02, 0.04, 30.0)
+        clock.t += 0.5  # ... and is waited for again
+        timer = threading.Timer(0.05, publish, (bus, channel, pose()))
+        timer.start()
+        assert src.await_fresh(clock.t, 0.04, 30.0)
+        timer.join()
+        assert src.samples_received == 4
+
+
 @pytest.mark.parametrize("kwargs, reason", [
     ({"v": (np.nan, 0.0, 0.0)}, F.T265_NAN),
     ({"q": (np.nan, np.nan, np.nan, np.nan)}, F.T265_NAN),

@@ -118,7 +118,9 @@ class T265Source:
         self._lever = np.asarray(self.cfg.lever_arm, dtype=np.float64)
         self._clock = clock
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._latest: Optional[_Latest] = None
+        self._gave_up_at = -1  # samples_received when await_fresh last waited in vain
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._lc = None
@@ -194,6 +196,32 @@ class T265Source:
         with self._lock:
             self._latest = item
             self.samples_received += 1
+            self._arrived.notify_all()
+
+    def await_fresh(self, now: float, within_s: float, timeout_s: float) -> bool:
+        """Lock-step only: wait up to ``timeout_s`` wall seconds for a sample received within ``within_s`` of ``now``.
+
+        The paused simulator has already sent every sample up to ``now``; on a loaded host the reader thread may
+        not have taken them yet, and the simulated T265 would look stale for a reason the robot never has. A
+        publisher that stays silent is waited for once (until it sends again), then :meth:`latest` judges it
+        stale exactly as in real time. True when a fresh sample is there."""
+        deadline = time.monotonic() + timeout_s
+
+        def fresh() -> bool:
+            return self._latest is not None and now - self._latest.received <= within_s
+
+        with self._arrived:
+            if fresh():
+                return True
+            if self.samples_received == self._gave_up_at or self._thread is None:
+                return False
+            while not fresh():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._gave_up_at = self.samples_received
+                    return False
+                self._arrived.wait(left)
+            return True
 
     def latest(self, now: Optional[float] = None) -> VelocityReading:
         """The newest sample as a :class:`VelocityReading` judged at ``now`` (default: the clock)."""
