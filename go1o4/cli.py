@@ -32,6 +32,7 @@ COMMANDS = {
     "pipeline": ("go1o4.experiments.pipeline_cli", "pretrained -> mattress data -> offline Uni-O4 -> online PPO -> eval"),
     "offline-evidence": ("go1o4.experiments.evidence", "offline one-step / Uni-O4 / IQL seeds evaluated on the simulated Go1 + AM-Q quality"),
     "ope-study": ("go1o4.experiments.ope_study", "OPE gate study: AM-Q / FQE accept decisions vs the simulated return (paper Fig. 6a)"),
+    "ope-recipe": ("go1o4.experiments.ope_recipe", "AM-Q / FQE / model-return decisions on a finished pipeline's policies vs the simulated return"),
 }
 
 
@@ -41,7 +42,7 @@ STAGES = (
     ("2 robot: real or simulated Go1", ("sim-robot", "session", "stand", "t265-echo", "demo")),
     ("3 data: episode logs and datasets", ("data",)),
     ("4 offline fine-tuning", ("offline", "offline-evidence", "ope-study")),
-    ("5 online fine-tuning and the whole recipe", ("online", "pipeline")),
+    ("5 online fine-tuning and the whole recipe", ("online", "pipeline", "ope-recipe")),
 )
 USAGE = """usage: go1o4 COMMAND [ARGUMENTS]     go1o4 COMMAND --help: that command's arguments
 

@@ -96,7 +96,7 @@ class DynamicsConfig:
             raise ValueError("dynamics.holdout_fraction must be in (0, 1)")
 
 
-OPE_METHODS = ("am_q", "fqe")
+OPE_METHODS = ("am_q", "fqe", "model_return")
 FALLS = ("terminal", "alive_only")
 
 
@@ -135,7 +135,9 @@ class FQEConfig:
 class OPEConfig:
     """Offline policy evaluation gating the multi-step update (paper Sec. 3.2, Definition 1).
 
-    ``method``: am_q (the paper: Q of the PPO critic along model rollouts) or fqe (see :class:`FQEConfig`).
+    ``method``: am_q (the paper: Q of the PPO critic along model rollouts), fqe (see :class:`FQEConfig`) or
+    model_return (the model's predicted rewards over ``horizon`` steps, no Q; mean - ``pessimism`` * std over
+    the elite members, :func:`go1o4.offline_finetune.ope.model_return_per_start`).
     ``falls`` (AM-Q): terminal counts each step after a model-predicted fall with ``fall_value``;
     alive_only averages over alive states only (the paper's and public code's rule, which does not penalise
     falls). ``margin``: accept an update only if its score beats the best by ``margin`` times the bootstrap
@@ -150,6 +152,7 @@ class OPEConfig:
     fall_value: float = 0.0
     margin: float = 0.0
     bootstrap: int = 200
+    pessimism: float = 1.0  # model_return: members' std subtracted from their mean (0: plain model return)
     fqe: FQEConfig = field(default_factory=FQEConfig)
 
     def validate(self) -> None:
@@ -161,6 +164,8 @@ class OPEConfig:
             raise ValueError("ope.falls must be one of %s, got %r" % (FALLS, self.falls))
         if self.margin < 0 or self.bootstrap < 2:
             raise ValueError("ope.margin must be >= 0 and ope.bootstrap >= 2")
+        if self.pessimism < 0:
+            raise ValueError("ope.pessimism must be >= 0, got %r" % self.pessimism)
 
 
 @dataclass

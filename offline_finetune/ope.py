@@ -8,6 +8,11 @@ under the Q target) every start state counts H steps and each step after a fall 
 All members and start states go through the networks as one batch. The start states, the elite member
 drawn per start state and any model noise are fixed by the seed, so every evaluation of every member sees
 the same model randomness (score differences come from the policies, not the draws).
+
+:func:`model_return_per_start` is the Q-free alternative (``ope.method: model_return``, issue 17): the
+discounted sum of the model's *predicted rewards* over H steps, every start rolled out once by every elite
+member, scored pessimistically as mean - ``pessimism`` * std over the members (MOPO's idea, applied to the
+evaluation). It does not read the critic the PPO step climbs, so it cannot be fooled by that critic's errors.
 """
 from typing import Optional, Tuple
 
@@ -70,3 +75,33 @@ def am_q_per_start(actor: GaussianActor, dynamics: EnsembleDynamics, value: IQLV
             break
         obs = nxt.view(k, b, -1)
     return total.cpu().numpy(), count.cpu().numpy()
+
+
+@torch.no_grad()
+def model_return_per_start(actor: GaussianActor, dynamics: EnsembleDynamics, starts: torch.Tensor, horizon: int,
+                           gamma: float, seed: int = 0, sample: bool = False, pessimism: float = 1.0,
+                           fall_value: float = 0.0) -> np.ndarray:
+    """(K, B) pessimistic model return per member and start: sum_t gamma^t r_hat_t over H model steps (each step
+    after a predicted fall counts ``fall_value``), mean - ``pessimism`` * std over the elite members."""
+    k, b, dev = actor.ensemble_size, starts.shape[0], starts.device
+    elites = dynamics.elites
+    e = len(elites)
+    g = make_generator(dev, seed)
+    members = elites.repeat_interleave(b).repeat(k)  # row (k, e, b) stays in elite e for the whole rollout
+    obs = starts.unsqueeze(0).expand(k * e, b, -1).reshape(k, e * b, -1).contiguous()
+    alive = torch.ones(k, e * b, device=dev)
+    ret = torch.zeros(k, e * b, device=dev)
+    tail = [sum(gamma ** u for u in range(t + 1, horizon)) for t in range(horizon)]
+    for t in range(horizon):
+        act = actor(obs) if k > 1 else actor(obs[0]).unsqueeze(0)  # (K, E*B, A), deterministic mean
+        nxt, r, term = dynamics.step(obs.reshape(k * e * b, -1), act.reshape(k * e * b, -1), g, members, sample)
+        fell = alive * term.view(k, e * b).float()
+        ret += gamma ** t * alive * r.view(k, e * b)  # the reward of the transition that fell still counts
+        alive = alive - fell
+        ret += fell * (fall_value * tail[t])
+        if (t + 1) % ALIVE_CHECK_EVERY == 0 and not alive.any():
+            break
+        obs = nxt.view(k, e * b, -1)
+    ret = ret.view(k, e, b)
+    spread = ret.std(1, unbiased=False)  # 0 with one elite
+    return (ret.mean(1) - pessimism * spread).cpu().numpy()

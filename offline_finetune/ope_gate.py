@@ -1,7 +1,8 @@
 """The OPE gate of the multi-step update: a score per member, and the margin a new score must clear.
 
-``ope.method``: am_q (the paper: Q of the PPO critic along learned-model rollouts, :mod:`.ope`) or fqe
-(:mod:`.fqe`, independent of the critic PPO climbs). Both give per-start-state sums and counts, so the
+``ope.method``: am_q (the paper: Q of the PPO critic along learned-model rollouts, :mod:`.ope`), fqe
+(:mod:`.fqe`) or model_return (predicted rewards along model rollouts, pessimistic over the elites,
+:func:`.ope.model_return_per_start`); the last two are independent of the critic PPO climbs. All give per-start-state sums and counts, so the
 gate can measure its own noise: with ``ope.margin`` m > 0 a member is accepted only if
 score - best > m * std_boot(score - best), the std over ``ope.bootstrap`` resamples of the start states
 (paired: the same resample for the candidate and the best's per-start values recorded when it was
@@ -19,7 +20,7 @@ import torch
 from go1o4.offline_finetune.config import OPEConfig
 from go1o4.offline_finetune.critic_check import discounted_returns
 from go1o4.offline_finetune.fqe import FQE
-from go1o4.offline_finetune.ope import am_q_per_start, pooled_score, start_states
+from go1o4.offline_finetune.ope import am_q_per_start, model_return_per_start, pooled_score, start_states
 
 from go1o4.rl.networks import GaussianActor
 
@@ -76,6 +77,10 @@ class OPEGate:
             fall = cfg.fall_value if cfg.falls == "terminal" else None
             return am_q_per_start(actor, self.dynamics, self.value, self.am_q_starts, cfg.horizon, cfg.seed,
                                   self.model_sample, fall_value=fall)
+        if cfg.method == "model_return":
+            v = model_return_per_start(actor, self.dynamics, self.am_q_starts, cfg.horizon, self.gamma, cfg.seed,
+                                       self.model_sample, cfg.pessimism, cfg.fall_value)
+            return v, np.ones_like(v)
         k = actor.ensemble_size
         policies = actor if reference is None else GaussianActor.stack(
             [actor.member(i) for i in range(k)] + [reference.member(i) for i in range(k)]).to(self.fqe_starts.device)

@@ -132,7 +132,9 @@ class OfflineRun:
         old = _flatten(cfgmod.load_yaml(path))
         new = _flatten(cfgmod.to_dict(self.cfg))
         free = ("torch_threads", "log_every", "checkpoint_every", "improve.snapshots", "device")  # not results
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in free)
+        default = _flatten(cfgmod.to_dict(type(self.cfg)()))  # a key added since, at its default, changes nothing
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in free
+                      and not (k not in old and k in default and new.get(k) == default[k]))
         if diff:
             raise cfgmod.ConfigError("%s holds a run with a different config (%s); use another --out or the same "
                                      "settings" % (self.out, ", ".join("%s: %r -> %r" % (k, old.get(k), new.get(k))

@@ -18,7 +18,7 @@ from go1o4.offline_finetune.config import (
 )
 from go1o4.offline_finetune.critic_check import critic_check, discounted_returns, spearman
 from go1o4.offline_finetune.fqe import FQE
-from go1o4.offline_finetune.ope import am_q, am_q_per_start
+from go1o4.offline_finetune.ope import am_q, am_q_per_start, model_return_per_start
 from go1o4.offline_finetune.ope_gate import OPEGate, paired_bootstrap_std
 from go1o4.offline_finetune.pretrained import behaviour_std, set_std
 from go1o4.offline_finetune.synthetic import make_synthetic
@@ -99,6 +99,51 @@ def test_am_q_gate_rejects_a_policy_that_falls(falls, rejects):
     ppo.actor.load_state_dict(risky.state_dict())
     ev = ppo.evaluate(gate.score, gate.margin)
     assert bool(ev["accepted"][0]) is (not rejects)
+
+
+class RewardTickModel:
+    """x' = x + 1 with two elites; reward a + member (elite 1 is one more optimistic); falls as TickModel."""
+
+    elites = torch.tensor([0, 1])
+
+    def step(self, obs, act, g, members, sample):
+        nxt = obs + 1.0
+        return nxt, act[:, 0] + members.float(), (act[:, 0] > 0.5) & (nxt[:, 0] >= 2.0)
+
+
+def test_model_return_by_hand_pessimism_and_falls():
+    """gamma 0.5, H 3. Safe (a = 0): elite 0 earns 0, elite 1 earns 1 + .5 + .25 = 1.75 -> mean .875, std .875.
+    Risky (a = 1) from x = 0: elites earn (1 + .5, 2 + 1) then fall (tail gamma^2 at the fall value); from x = 1
+    they earn (1, 2) and fall at once (tail gamma + gamma^2)."""
+    pol, model = ConstantPolicy(0.0, 1.0), RewardTickModel()
+    plain = model_return_per_start(pol, model, STARTS, horizon=3, gamma=0.5, pessimism=0.0)
+    np.testing.assert_allclose(plain, [[0.875, 0.875], [2.25, 1.5]], rtol=1e-6)
+    pess = model_return_per_start(pol, model, STARTS, horizon=3, gamma=0.5, pessimism=1.0)
+    np.testing.assert_allclose(pess, [[0.0, 0.0], [2.25 - 0.75, 1.5 - 0.5]], rtol=1e-6)
+    falls = model_return_per_start(pol, model, STARTS, horizon=3, gamma=0.5, pessimism=0.0, fall_value=-4.0)
+    np.testing.assert_allclose(falls[1], [(0.5 + 2.0) / 2, (-2.0 - 1.0) / 2], rtol=1e-6)
+    np.testing.assert_allclose(model_return_per_start(ConstantPolicy(1.0), model, STARTS, 3, 0.5, pessimism=0.0),
+                               [[2.25, 1.5]], rtol=1e-6)  # K = 1 goes through the same path
+
+
+def test_model_return_gate_never_reads_the_critic_and_rejects_a_worse_policy():
+    """The Q-free gate is built without a critic (value None): a policy that falls into a -4 terminal value
+    scores below the safe start and is rejected; a better-rewarded one is accepted."""
+    cfg = OPEConfig(horizon=3, method="model_return", pessimism=1.0, fall_value=-4.0)
+    gate = OPEGate(cfg, 0.5, RewardTickModel(), None, STARTS)
+    start, risky, better = (GaussianActor(obs_dim=1, act_dim=1, hidden=(4,)) for _ in range(3))
+    _constant(start, 0.0)
+    _constant(risky, 1.0)
+    _constant(better, 0.4)  # more reward per step, never falls (a <= 0.5)
+    ppo = MultiStepPPO(start, None, ImproveConfig())
+    assert ppo.evaluate(gate.score, gate.margin)["improved"].all()
+    gate.commit(np.array([True]))
+    ppo.actor.load_state_dict(risky.state_dict())
+    assert not ppo.evaluate(gate.score, gate.margin)["accepted"][0]
+    ppo.actor.load_state_dict(better.state_dict())
+    assert ppo.evaluate(gate.score, gate.margin)["accepted"][0]
+    with pytest.raises(ValueError, match="pessimism"):
+        OPEConfig(pessimism=-1.0).validate()
 
 
 # ---------------------------------------------------------------- a chain with known values

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from go1o4.offline_finetune.config import OfflineConfig
 from go1o4.offline_finetune.dataset import DatasetError, as_transitions
 from go1o4.offline_finetune.synthetic import make_synthetic
@@ -239,6 +240,16 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     other = load_config(OfflineConfig, QUICK, TINY + ["bc.steps=2", "value.q_hidden=[32,32]"])
     with pytest.raises(ConfigError, match="value.q_hidden"):
         OfflineRun(other, tr, str(tmp_path / "r"), progress=False)
+    # a run saved before a config key existed resumes when the key holds its default, and not otherwise
+    path = str(tmp_path / "r" / "config.yaml")
+    saved = yaml.safe_load(open(path))
+    del saved["ope"]["pessimism"]
+    with open(path, "w") as f:
+        yaml.safe_dump(saved, f)
+    assert OfflineRun(cfg, tr, str(tmp_path / "r"), progress=False).states["bc"]["steps"] == 2
+    with pytest.raises(ConfigError, match="ope.pessimism"):
+        OfflineRun(load_config(OfflineConfig, QUICK, TINY + ["bc.steps=2", "ope.pessimism=2.0"]), tr,
+                   str(tmp_path / "r"), progress=False)
 
 
 def test_pretrained_policy_loaders(tmp_path):

@@ -112,14 +112,14 @@ def test_tiny_study_end_to_end(tmp_path, real_logs_dir):
     for r in doc["runs"]:
         assert len(r["true_return"]) == 1 + 2 * 4  # the start + 2 checks x 4 members
         assert all(np.isfinite(r["true_return"]))
-        for name in ("am_q_paper", "am_q_falls", "fqe"):
+        for name in ("am_q_paper", "am_q_falls", "fqe", "model_return"):
             assert np.asarray(r["scores"][name][0]).shape == (9, 16)
     # b reused a's value and dynamics (same seed, same critic configs)
     assert json.loads((out / "runs" / "b" / "seed_0" / "metrics.json").read_text())["value"] == \
         json.loads((out / "runs" / "a" / "seed_0" / "metrics.json").read_text())["value"]
     rows = doc["table"]
-    assert set(rows) == {"%s|%s|%g" % (a, e, m) for a in "ab" for e in ("am_q_paper", "am_q_falls", "fqe")
-                         for m in (0.0, 2.0)} | {"%s|%s|0" % (a, e) for a in "ab" for e in ("accept_all", "reject_all", "in_training")}
+    assert set(rows) == {"%s|%s|%g" % (a, e, m) for a in "ab"
+                         for e in ("am_q_paper", "am_q_falls", "fqe", "model_return") for m in (0.0, 2.0)} | {"%s|%s|0" % (a, e) for a in "ab" for e in ("accept_all", "reject_all", "in_training")}
     for row in rows.values():
         assert row["decisions"] == 8 and row["members"] == 4
         assert row["resolved"] + row["within_noise"] == 8

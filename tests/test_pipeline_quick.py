@@ -89,6 +89,23 @@ def test_tiny_pipeline_end_to_end_then_rerun_skips_finished_stages(tmp_path, cap
     assert episode_keys(logs) == keys
     assert "pipeline done" in capsys.readouterr().out
 
+    # every evaluator on the finished policies vs the pipeline's own evaluation (issue 17, item 2)
+    assert main(["ope-recipe", "--run", out, "--fqe-steps", "10", "--no-progress"]) == 0
+    with open(os.path.join(out, "ope_recipe.json")) as f:
+        ope = json.load(f)
+    pol = ope["seeds"][0]["policies"]
+    assert pol[0]["method"] == "pretrained" and {p["method"] for p in pol} >= {"uni_o4_offline", "ppo_online"}
+    for name, (t, _c) in ope["seeds"][0]["scores"].items():
+        assert np.asarray(t).shape[0] == len(pol) and np.isfinite(t).all(), name
+    n = len(pol) - 1  # each trained policy vs the start
+    for key, row in ope["table"].items():
+        assert row["decisions"] == n and row["resolved"] + row["within_noise"] == n, key
+    accept_all = ope["table"]["accept_all|0"]
+    assert accept_all["accepted"] == n and ope["table"]["reject_all|0"]["accepted"] == 0
+    assert "model_return_pessimistic" in open(os.path.join(out, "OPE_RECIPE.md")).read()
+    assert main(["ope-recipe", "--run", str(tmp_path)]) == 2  # not a pipeline folder: one clear line
+    assert "no seed with a finished uni_o4_offline" in capsys.readouterr().err
+
 
 def test_pipeline_reports_a_missing_pretrained_policy(tmp_path, capsys):
     assert main(["pipeline", "--quick", "--out", str(tmp_path / "p"), "--pretrained", str(tmp_path / "nope.onnx")]) == 2

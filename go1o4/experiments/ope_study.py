@@ -8,8 +8,8 @@
    dynamics configs share those stages within a seed, :func:`go1o4.experiments.common.reuse_critics`).
 2. Ground truth: every distinct snapshot's return on the calibrated simulated mattress through the runtime
    (deterministic, ``truth`` speeds), cached per policy file; its noise measured from repeat episodes.
-3. Every evaluator (AM-Q as the paper, AM-Q counting falls, FQE on held-out episodes; each with and
-   without a bootstrap margin) scores all snapshots of a run with the run's own critics, model and data,
+3. Every evaluator (AM-Q as the paper, AM-Q counting falls, FQE on held-out episodes, the Q-free
+   pessimistic model return; each with and without a bootstrap margin) scores all snapshots of a run with the run's own critics, model and data,
    and is replayed as the gate of each member's candidate sequence (:mod:`.ope_study_metrics`).
 4. ``study.json``, ``OPE_STUDY.md`` and ``ope_study.png`` in ``<out>``.
 """
@@ -41,7 +41,7 @@ class OPEStudyConfig:
     max_seeds: Dict[str, int] = field(default_factory=dict)  # arm -> run only its first n seeds (a short budget)
     evaluators: Dict[str, Dict[str, Any]] = field(default_factory=lambda: {
         "am_q_paper": {"method": "am_q", "falls": "alive_only"}, "am_q_falls": {"method": "am_q", "falls": "terminal"},
-        "fqe": {"method": "fqe"}})
+        "fqe": {"method": "fqe"}, "model_return": {"method": "model_return"}})
     margins: List[float] = field(default_factory=lambda: [0.0, 2.0])
     fqe_steps: int = 2000  # FQE gradient steps after the Monte-Carlo warm start (all snapshots of a run at once)
     truth: EvalConfig = field(default_factory=lambda: EvalConfig(speeds=[0.5, 1.0], episodes=1, episode_steps=500))
@@ -54,9 +54,9 @@ class OPEStudyConfig:
         self.device = check_device_spec(self.device)
         if not self.seeds or not self.arms or not self.evaluators:
             raise ValueError("seeds, arms and evaluators must not be empty")
-        bad = [n for n, e in self.evaluators.items() if e.get("method") not in ("am_q", "fqe")]
+        bad = [n for n, e in self.evaluators.items() if e.get("method") not in ("am_q", "fqe", "model_return")]
         if bad:
-            raise ValueError("evaluators %s: method must be am_q or fqe" % bad)
+            raise ValueError("evaluators %s: method must be am_q, fqe or model_return" % bad)
         if set(self.max_seeds) - set(self.arms) or any(n < 1 for n in self.max_seeds.values()):
             raise ValueError("max_seeds names arms of this study with n >= 1, got %s" % self.max_seeds)
         if any(m < 0 for m in self.margins) or self.fqe_steps < 0 or self.noise_episodes < 2:
@@ -128,7 +128,7 @@ def evaluator_scores(run, ens, evaluators: Dict[str, Dict[str, Any]], fqe_steps:
 
     from go1o4.offline_finetune.critic_check import discounted_returns
     from go1o4.offline_finetune.fqe import FQE
-    from go1o4.offline_finetune.ope import am_q_per_start, start_states
+    from go1o4.offline_finetune.ope import am_q_per_start, model_return_per_start, start_states
 
     ocfg, out, fqe_values = run.cfg, {}, None
     starts = run.ope_starts if am_q_starts is None else am_q_starts
@@ -137,6 +137,13 @@ def evaluator_scores(run, ens, evaluators: Dict[str, Dict[str, Any]], fqe_steps:
             fall = float(e.get("fall_value", 0.0)) if e.get("falls", "terminal") == "terminal" else None
             out[name] = am_q_per_start(ens, run.dynamics, run.value, starts, ocfg.ope.horizon, ocfg.ope.seed,
                                        ocfg.dynamics.sample, fall_value=fall)
+            continue
+        if e["method"] == "model_return":
+            v = model_return_per_start(ens, run.dynamics, starts, int(e.get("horizon", ocfg.ope.horizon)),
+                                       ocfg.value.gamma, ocfg.ope.seed,
+                                       ocfg.dynamics.sample, float(e.get("pessimism", ocfg.ope.pessimism)),
+                                       float(e.get("fall_value", 0.0)))
+            out[name] = (v, np.ones_like(v))
             continue
         if fqe_values is None:
             v = run.val_tr
