@@ -121,7 +121,7 @@ def write_markdown(path: str, res: Dict[str, Any], command: str) -> None:
              "Run: `%s`; per seed the start and every evaluated policy, scored with the seed's `%s` critics, model "
              "and held-out episodes (FQE: %d steps after the Monte-Carlo warm start). Truth: the pipeline's "
              "evaluation on the simulated mattress (return over all commanded speeds); its noise (largest spread "
-             "of repeat episodes of one policy at one speed): **%.3f**." % (res["run"], OFFLINE_DIR, res["fqe_steps"],
+             "of repeat episodes of one policy at one speed): **%.3f**." % (os.path.relpath(res["run"]), OFFLINE_DIR, res["fqe_steps"],
                                                                             res["noise"]), "",
              "| evaluator | margin m | accept-decision accuracy (resolved) | within 25 % | accepted | accepted but "
              "worse | rejected but better | pair ordering (pairs) | Spearman | wrong decisions |",
