@@ -72,6 +72,25 @@ def test_config_refuses_bad_values():
             load_config(OPEStudyConfig, REPO_CONFIG, [bad])
 
 
+@pytest.mark.parametrize("name", ["ope_study.yaml", "ope_study_gates.yaml", "ope_study_budget.yaml"])
+def test_every_shipped_study_config_builds_valid_offline_configs(name):
+    """Each arm's overrides (on the common ones) make a valid offline config, as ``train_arm`` builds it."""
+    import os
+
+    from go1o4.offline_finetune.cli import preset_path
+    from go1o4.offline_finetune.config import OfflineConfig
+
+    from go1o4.config import load_config
+    from go1o4.experiments.ope_study import REPO_CONFIG, OPEStudyConfig
+
+    cfg = load_config(OPEStudyConfig, os.path.join(os.path.dirname(REPO_CONFIG), name), [])
+    for arm, over in cfg.arms.items():
+        merged = ["%s=%s" % kv for kv in dict(cfg.common, **over).items()]
+        off = load_config(OfflineConfig, preset_path(cfg.offline_preset), ["algo=uni_o4", "init=pretrained",
+                                                                           "pretrained=start.onnx"] + merged)
+        assert off.ope.method in ("am_q", "fqe", "model_return"), arm
+
+
 @pytest.mark.timeout(600)
 def test_tiny_study_end_to_end(tmp_path, real_logs_dir):
     """Real logs (3 files) -> two arms of Uni-O4 with snapshots -> every snapshot run on the simulated mattress
