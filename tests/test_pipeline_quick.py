@@ -105,6 +105,9 @@ def test_tiny_pipeline_end_to_end_then_rerun_skips_finished_stages(tmp_path, cap
     assert "model_return_pessimistic" in open(os.path.join(out, "OPE_RECIPE.md")).read()
     assert main(["ope-recipe", "--run", str(tmp_path)]) == 2  # not a pipeline folder: one clear line
     assert "no seed with a finished uni_o4_offline" in capsys.readouterr().err
+    os.remove(os.path.join(seed, "iql_online", "policy.onnx"))  # an evaluated policy deleted since
+    assert main(["ope-recipe", "--run", out, "--fqe-steps", "10", "--no-progress"]) == 2
+    assert "iql_online.json evaluated" in capsys.readouterr().err
 
 
 def test_pipeline_reports_a_missing_pretrained_policy(tmp_path, capsys):

@@ -39,12 +39,16 @@ def seed_policies(seed_dir: str) -> Dict[str, Dict[str, Any]]:
     if "pretrained" not in names:
         raise ValueError("%s has no evaluation of the starting policy (eval/pretrained.json): run the pipeline first"
                          % seed_dir)
+    from go1o4.experiments.common import resolve
+
     out = {}
     for n in ["pretrained"] + [m for m in names if m != "pretrained"]:
         with open(os.path.join(ev_dir, n + ".json")) as f:
             doc = json.load(f)
-        if os.path.exists(doc["policy"]):
-            out[n] = {"policy": doc["policy"], "return": float(doc["all"]["return"]), "eval": doc}
+        path = resolve(doc["policy"])  # the pipeline records paths as given (relative to where it ran)
+        if not os.path.exists(path):
+            raise ValueError("%s/%s.json evaluated %s, which no longer exists" % (ev_dir, n, doc["policy"]))
+        out[n] = {"policy": path, "return": float(doc["all"]["return"]), "eval": doc}
     return out
 
 
