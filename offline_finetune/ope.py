@@ -12,7 +12,8 @@ the same model randomness (score differences come from the policies, not the dra
 :func:`model_return_per_start` is the Q-free alternative (``ope.method: model_return``, issue 17): the
 discounted sum of the model's *predicted rewards* over H steps, every start rolled out once by every elite
 member, scored pessimistically as mean - ``pessimism`` * std over the members (MOPO's idea, applied to the
-evaluation). It does not read the critic the PPO step climbs, so it cannot be fooled by that critic's errors.
+evaluation). It does not read the critic the PPO step climbs; the model's reward head, fitted to the same
+data, turned out to be fooled by the same drift (``offline_finetune/OPE_STUDY_GATES.md``).
 """
 from typing import Optional, Tuple
 

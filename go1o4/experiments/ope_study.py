@@ -9,8 +9,8 @@
 2. Ground truth: every distinct snapshot's return on the calibrated simulated mattress through the runtime
    (deterministic, ``truth`` speeds), cached per policy file; its noise measured from repeat episodes.
 3. Every evaluator (AM-Q as the paper, AM-Q counting falls, FQE on held-out episodes, the Q-free
-   pessimistic model return; each with and without a bootstrap margin) scores all snapshots of a run with the run's own critics, model and data,
-   and is replayed as the gate of each member's candidate sequence (:mod:`.ope_study_metrics`).
+   pessimistic model return; each with and without a bootstrap margin) scores all snapshots of a run with the
+   run's own critics, model and data, and is replayed as the gate of each member's candidate sequence (:mod:`.ope_study_metrics`).
 4. ``study.json``, ``OPE_STUDY.md`` and ``ope_study.png`` in ``<out>``.
 """
 import os
