@@ -13,7 +13,8 @@ with the pipeline's own evaluation on the simulated mattress (the truth):
   :func:`go1o4.experiments.ope_study_metrics.replay_gate`), right when it agrees with the sign of the true gain;
 * pair ordering of all policies of a seed, and Spearman with the true return.
 
-Writes ``ope_recipe.json`` and ``OPE_RECIPE.md`` in the run folder (or ``--json`` / ``--md``).
+Writes ``ope_recipe.json`` (each evaluator's score per policy) and ``OPE_RECIPE.md`` in the run folder (or
+``--json`` / ``--md``).
 """
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from go1o4.experiments import ope_study_metrics as M
+from go1o4.experiments.common import resolve
 
 EVALUATORS = {"am_q_paper": {"method": "am_q", "falls": "alive_only"}, "fqe": {"method": "fqe"},
               "model_return": {"method": "model_return", "pessimism": 0.0},
@@ -39,8 +41,6 @@ def seed_policies(seed_dir: str) -> Dict[str, Dict[str, Any]]:
     if "pretrained" not in names:
         raise ValueError("%s has no evaluation of the starting policy (eval/pretrained.json): run the pipeline first"
                          % seed_dir)
-    from go1o4.experiments.common import resolve
-
     out = {}
     for n in ["pretrained"] + [m for m in names if m != "pretrained"]:
         with open(os.path.join(ev_dir, n + ".json")) as f:
@@ -69,9 +69,8 @@ def analyse(seeds: List[Dict[str, Any]], noise: float, margins: List[float]) -> 
                 t, c = (np.asarray(x) for x in s["scores"][ev])
                 J = [p["return"] for p in s["policies"]]
                 for j in range(1, len(J)):
-                    dec = M.replay_gate(t, c, [0, j], m, seed=s["seed"])
-                    stats.append(M.decision_stats(dec, J, noise))
-                    if abs(J[j] - J[0]) > noise and dec[0][2] != (J[j] > J[0]):
+                    stats.append(M.decision_stats(M.replay_gate(t, c, [0, j], m, seed=s["seed"]), J, noise))
+                    if stats[-1]["correct"] < stats[-1]["resolved"]:  # this one decision, resolved and wrong
                         wrong.append("%s/%d" % (s["policies"][j]["method"], s["seed"]))
                 sc = M.pooled_score(t, c)
                 rho.append(M.spearman(sc, J))
@@ -99,7 +98,7 @@ def run_recipe_ope(run_dir: str, fqe_steps: int, margins: List[float], progress:
     if not dirs:
         raise ValueError("%s has no seed with a finished %s stage" % (run_dir, OFFLINE_DIR))
     dataset = TransitionDataset.load(os.path.join(run_dir, "data", "dataset.h5"))
-    seeds, evals = [], []
+    seeds, per_start, evals = [], [], []
     for d in dirs:
         pols = seed_policies(os.path.join(run_dir, d))
         off = os.path.join(run_dir, d, OFFLINE_DIR)
@@ -111,13 +110,14 @@ def run_recipe_ope(run_dir: str, fqe_steps: int, margins: List[float], progress:
         seed = int(d.split("_")[1])
         seeds.append({"seed": seed, "policies": [{"method": m, "policy": p["policy"], "return": p["return"]}
                                                  for m, p in pols.items()],
-                      "scores": {n: [t.tolist(), c.tolist()] for n, (t, c) in scores.items()},
+                      "scores": {n: M.pooled_score(t, c).tolist() for n, (t, c) in scores.items()},
                       "critic_check": run.summary().get("critic_check")})
+        per_start.append(dict(seeds[-1], scores=scores))  # per start state: the margins' bootstrap needs them
         evals += [p["eval"] for p in pols.values()]
         say("seed %d: %s" % (seed, ", ".join("%s %.2f" % (m, p["return"]) for m, p in pols.items())))
     noise = repeat_spread(evals)
     return {"run": os.path.abspath(run_dir), "fqe_steps": fqe_steps, "margins": margins, "noise": noise,
-            "evaluators": EVALUATORS, "seeds": seeds, "table": analyse(seeds, noise, margins)}
+            "evaluators": EVALUATORS, "seeds": seeds, "table": analyse(per_start, noise, margins)}
 
 
 def write_markdown(path: str, res: Dict[str, Any], command: str) -> None:
@@ -141,10 +141,9 @@ def write_markdown(path: str, res: Dict[str, Any], command: str) -> None:
     lines += ["", "## Scores per seed", "", "| seed | policy | true return | " +
               " | ".join(EVALUATORS) + " |", "|---|---|---|" + "---|" * len(EVALUATORS)]
     for s in res["seeds"]:
-        sc = {n: M.pooled_score(np.asarray(t), np.asarray(c)) for n, (t, c) in s["scores"].items()}
         for i, p in enumerate(s["policies"]):
             lines.append("| %d | %s | %.2f | %s |" % (s["seed"], p["method"], p["return"],
-                                                       " | ".join("%.4f" % sc[n][i] for n in EVALUATORS)))
+                                                       " | ".join("%.4f" % s["scores"][n][i] for n in EVALUATORS)))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -172,7 +171,7 @@ def run(args) -> int:
         return 2
     js, md = args.json or os.path.join(args.run, "ope_recipe.json"), args.md or os.path.join(args.run, "OPE_RECIPE.md")
     atomic_write_json(js, res)
-    write_markdown(md, res, "go1o4 ope-recipe " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "go1o4 ope-recipe")
+    write_markdown(md, res, "go1o4 " + " ".join(sys.argv[1:]))
     for key, r in res["table"].items():
         print("%-32s decisions %.2f (%d resolved), pairs %.2f, Spearman %.2f" % (
             key, r["accuracy"], r["resolved"], r["pairs"]["accuracy"], r["spearman"]))
