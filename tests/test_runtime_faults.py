@@ -122,7 +122,9 @@ def test_silence_200ms_damping_within_state_timeout(session, robot):
 
 
 def test_delayed_and_reordered_replies(session, robot):
-    """6-10 ms late replies, 20 % of them swapped with the next one: older states are dropped, no damping."""
+    """6-10 ms late replies, 20 % of them swapped with the next one: no older state is ever used, no damping.
+    (A swapped pair read in one drain of the SDK's socket leaves only its last datagram, so how many older
+    states reach the loop depends on the scheduling; the rule itself: test_runtime_units.py, older state.)"""
     robot.call("faults", delay_ms=6.0, jitter_ms=4.0, reorder=0.2, seed=2)
     session.loop.recv_timeout = 0.002  # lock-step waits for this command's reply, which now comes ticks later
     r = session.run_episode(command_schedule=(0.3, 0.0, 0.0), max_steps=100, reset_pose="standing")
@@ -130,7 +132,8 @@ def test_delayed_and_reordered_replies(session, robot):
     print("delay+reorder: %d out-of-order LowStates dropped, state age max %.0f ms"
           % (session.loop.out_of_order, 1e3 * np.max(ep["extra_state_age"])))
     assert (r.end, r.reason) == ("truncation", "time_limit") and session.loop.tripped is None
-    assert session.loop.out_of_order > 0 and np.all(np.diff(ep["tick"]) > 0)
+    # never an older state; the same one twice where no reply came within the 2 ms wall wait (a loaded machine)
+    assert robot.call("counters")["reordered"] > 0 and np.all(np.diff(ep["tick"]) >= 0)
     assert np.max(ep["extra_state_age"]) < 0.05
 
 

@@ -285,3 +285,41 @@ def test_link_loop_watchdog_timing_with_no_robot(udp_port):
     causes = [e.cause for e in loop.take_events()]
     assert causes == [STALE_TARGET, STATE_LOST] and link.sent == 60 and link.received == 0
     link.close()
+
+
+def test_link_loop_refuses_an_older_state_that_arrives_late(udp_port):
+    """Real SDK link, LowStates sent over real UDP with ticks 100, 104, then 102 (reordered on the wire):
+    the late, older one is counted out of order and never replaces the newest state; a newer one is taken."""
+    pytest.importorskip("unitree_legged_sdk.robot_interface")
+    import socket
+
+    from go1o4.robot_runtime.clock import WallClock
+    from go1o4.robot_runtime.control import LinkLoop
+    from go1o4.robot_runtime.safety import SafetyLimits
+    from go1o4.robot_runtime.sdk_link import SdkLink
+    from go1o4.robot_runtime.simulated_go1.lowstate import fill_low_state
+
+    link = SdkLink("127.0.0.1", udp_port, local_port=0)
+    if link._wait_sock is None:
+        pytest.skip("the SDK's socket could not be identified (its local port is unknown)")
+    port = link._wait_sock.getsockname()[1]
+    loop = LinkLoop(link, WallClock(), SafetyLimits())
+    z12, sender = np.zeros(12), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", udp_port))  # the robot's address: where the link sends its LowCmds
+
+    def state(tick):
+        return fill_low_state(q=z12, dq=z12, ddq=z12, tau=z12,
+                              temperature=z12, mode=np.full(12, 10), quat_wxyz=[1, 0, 0, 0], gyro=[0, 0, 0],
+                              accelerometer=[0, 0, 9.81], rpy=[0, 0, 0], foot_forces=[0, 0, 0, 0], tick_ms=tick,
+                              soc=90, power_w=0.0, remote=bytes(40))
+
+    seen = []
+    try:
+        for tick in (100, 104, 102, 106):
+            sender.sendto(state(tick), ("127.0.0.1", port))
+            assert loop._receive(1.0) is not None or tick == 102  # one datagram in the socket: read on arrival
+            seen.append((loop.latest.tick, loop.out_of_order))
+    finally:
+        sender.close()
+        link.close()
+    assert seen == [(100, 0), (104, 0), (104, 1), (106, 1)]
