@@ -67,7 +67,8 @@ def test_config_refuses_bad_values():
 
     cfg = load_config(OPEStudyConfig, REPO_CONFIG, [])
     assert set(cfg.arms) and cfg.evaluators["am_q_paper"]["falls"] == "alive_only"
-    for bad in ("margins=[-1]", "evaluators={x: {method: mc}}", "seeds=[]", "noise_episodes=1", "max_seeds={nope: 1}"):
+    for bad in ("margins=[-1]", "evaluators={x: {method: mc}}", "seeds=[]", "noise_episodes=1", "max_seeds={nope: 1}",
+                "mixed_with=[\"\"]"):
         with pytest.raises(ConfigError):
             load_config(OPEStudyConfig, REPO_CONFIG, [bad])
 
@@ -91,11 +92,36 @@ def test_every_shipped_study_config_builds_valid_offline_configs(name):
         assert off.ope.method in ("am_q", "fqe", "model_return"), arm
 
 
+
+def test_mixed_set_by_hand():
+    """Union of 5 policies: start (J 10), two better (11, 12), two worse (9, 8); members' sequences [0, 1, 2] and
+    [0, 3, 4]. A good evaluator (score = J) is right on every decision; accept-all on the better half only."""
+    from go1o4.experiments.ope_study_mixed import analyse, summary_lines
+
+    J = [10.0, 11.0, 12.0, 9.0, 8.0]
+    good = np.repeat(np.asarray(J)[:, None], 4, axis=1)  # (N, B) per-start totals, count 1
+    bad = -good
+    seed = {"seed": 0, "paths": ["p%d" % i for i in range(5)], "true_return": J,
+            "sources": [{"study": "this", "arm": "a", "order": {0: [0, 1, 2]}},
+                        {"study": "other", "arm": "b", "order": {0: [0, 3, 4]}}],
+            "scores": {"good": [good.tolist(), np.ones_like(good).tolist()],
+                       "bad": [bad.tolist(), np.ones_like(bad).tolist()]}}
+    t = analyse(["good", "bad"], [0.0], [seed], noise=0.1)
+    assert t["mixed|good|0"]["accuracy"] == 1.0 and t["mixed|good|0"]["accepted"] == 2
+    assert t["mixed|good|0"]["end_gain_mean"] == pytest.approx(1.0)  # +2 for member a, 0 (stays at start) for b
+    assert t["mixed|accept_all|0"]["correct"] == 2 and t["mixed|accept_all|0"]["resolved"] == 4
+    assert t["mixed|reject_all|0"]["accuracy"] == 0.5
+    assert t["mixed|bad|0"]["accuracy"] == 0.0 and t["mixed|bad|0"]["pairs"]["accuracy"] == 0.0
+    assert t["mixed_vs_start|good|0"]["decisions"] == 4 and t["mixed_vs_start|good|0"]["accuracy"] == 1.0
+    assert t["mixed_vs_start|good|0"]["pairs"]["accuracy"] == 1.0 and t["mixed_vs_start|good|0"]["spearman"] == pytest.approx(1.0)
+    assert summary_lines([seed], 0.1)[-1] == "| 0 | 5 | other/b, this/a | 2 | 2 | 0 |"
+
+
 @pytest.mark.timeout(600)
 def test_tiny_study_end_to_end(tmp_path, real_logs_dir):
     """Real logs (3 files) -> two arms of Uni-O4 with snapshots -> every snapshot run on the simulated mattress
     through the runtime -> AM-Q and FQE scored and replayed -> study.json / OPE_STUDY.md / PNG; a re-run resumes
-    from the caches (no training, no evaluation)."""
+    from the caches (no training, no evaluation); a second study mixes in the first one's candidates."""
     from go1o4.data.dataset import BuildConfig, build_dataset
     from go1o4.data.import_uni_o4 import find_uni_o4_files, load_uni_o4_file
     from go1o4.sim_pretrain.cli_import_policy import import_policy
@@ -151,6 +177,25 @@ def test_tiny_study_end_to_end(tmp_path, real_logs_dir):
     again = study()  # resumes: nothing trained, scored or evaluated again
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert json.loads(json.dumps(again["table"])) == doc["table"]
+
+    # a second study on the same data and start mixes in the first one's candidates (mixed_with)
+    from go1o4.experiments.ope_study_mixed import other_runs
+    over2 = over + ["arms={c: {member_std: behavior, value.steps: 40}}", "mixed_with=[%s]" % out]
+    mixed = run_study(load_config(OPEStudyConfig, REPO_CONFIG, over2), str(tmp_path / "study2"), "test",
+                      progress=False, say=lambda *a: None)
+    m = mixed["mixed"][0]
+    assert len(m["paths"]) == 9 + 2 * 8 and len(m["sources"]) == 3  # the start once; c, then the first study's a, b
+    assert len(list((tmp_path / "study2" / "eval" / "mixed" / "study").glob("*/seed_0/*.json"))) == 16
+    assert np.asarray(m["scores"]["fqe"][0]).shape == (25, 16)
+    rows = mixed["table"]
+    assert rows["mixed|accept_all|0"]["decisions"] == 3 * 8 and rows["mixed_vs_start|am_q_paper|2"]["decisions"] == 24
+    assert rows["mixed|am_q_paper|0"]["pairs"]["pairs"] > 0
+    assert "Mixed candidate set" in (tmp_path / "study2" / "OPE_STUDY.md").read_text()
+    with pytest.raises(ValueError, match="used pretrained"):
+        other_runs(load_config(OPEStudyConfig, REPO_CONFIG, over2 + ["pretrained=%s" % (tmp_path / "data.h5")]),
+                   str(out), 0)
+    with pytest.raises(ValueError, match="finish that study first"):
+        other_runs(load_config(OPEStudyConfig, REPO_CONFIG, over2), str(tmp_path), 0)
 
 
 def test_action_change_by_hand():

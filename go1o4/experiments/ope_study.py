@@ -48,6 +48,7 @@ class OPEStudyConfig:
     noise_episodes: int = 3  # repeat episodes of the starting policy: the ground truth's noise
     robot: RolloutConfig = field(default_factory=RolloutConfig)
     device: str = "auto"
+    mixed_with: List[str] = field(default_factory=list)  # other finished studies' outs: a mixed candidate set
 
     def validate(self) -> None:
         from go1o4.rl.device import check_device_spec
@@ -59,6 +60,8 @@ class OPEStudyConfig:
             raise ValueError("evaluators %s: method must be am_q, fqe or model_return" % bad)
         if set(self.max_seeds) - set(self.arms) or any(n < 1 for n in self.max_seeds.values()):
             raise ValueError("max_seeds names arms of this study with n >= 1, got %s" % self.max_seeds)
+        if not all(isinstance(d, str) and d for d in self.mixed_with):
+            raise ValueError("mixed_with lists the output folders of finished studies, got %r" % (self.mixed_with,))
         if any(m < 0 for m in self.margins) or self.fqe_steps < 0 or self.noise_episodes < 2:
             raise ValueError("margins >= 0, fqe_steps >= 0 and noise_episodes >= 2 required")
 
@@ -159,14 +162,16 @@ def evaluator_scores(run, ens, evaluators: Dict[str, Dict[str, Any]], fqe_steps:
     return out
 
 
-def score_policies(run, paths: List[str], cfg: OPEStudyConfig) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """:func:`evaluator_scores` of the policy files ``paths``, cached in ``<run>/ope_study_scores.npz``."""
+def score_policies(run, paths: List[str], cfg: OPEStudyConfig,
+                   cache: str = "") -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """:func:`evaluator_scores` of the policy files ``paths``, cached in ``cache`` (default
+    ``<run>/ope_study_scores.npz``)."""
     from go1o4.config import to_dict
     from go1o4.offline_finetune.pretrained import load_pretrained_actor
     from go1o4.policy_contract import file_sha256
     from go1o4.rl.networks import GaussianActor
 
-    cache = os.path.join(run.out, "ope_study_scores.npz")
+    cache = cache or os.path.join(run.out, "ope_study_scores.npz")
     key = repr((SCORES_VERSION, sorted(to_dict(cfg).get("evaluators").items()), cfg.fqe_steps,
                 [file_sha256(p) for p in paths]))
     if os.path.exists(cache):
@@ -184,16 +189,6 @@ def score_policies(run, paths: List[str], cfg: OPEStudyConfig) -> Dict[str, Tupl
 
 
 # ---------------------------------------------------------------------- the whole study
-def gate_row(decided: List[Tuple[List[Tuple[int, int, bool]], List[float]]], noise: float) -> Dict[str, Any]:
-    """Decision stats over (decisions, true returns) of several members, and where each replayed gate ended."""
-    stats = [M.decision_stats(dec, J, noise) for dec, J in decided]
-    gains = np.asarray([J[M.final_policy(dec, 0)] - J[0] for dec, J in decided])
-    row = M.merge_stats(stats)
-    row.update(pairs={"accuracy": float("nan"), "pairs": 0}, spearman=float("nan"), end_gain_mean=float(gains.mean()),
-               end_gain_std=float(gains.std()), end_worse=int(np.sum(gains < -noise)), members=len(gains))
-    return row
-
-
 def analyse(cfg: OPEStudyConfig, runs: List[Dict[str, Any]], noise: float) -> Dict[str, Any]:
     """Per arm: the gate it trained with, the base rates, and each evaluator x margin replayed (decision
     stats, pair ordering within seeds, Spearman, where the replayed gate ends)."""
@@ -202,10 +197,10 @@ def analyse(cfg: OPEStudyConfig, runs: List[Dict[str, Any]], noise: float) -> Di
     table: Dict[str, Dict[str, Any]] = {}
     for arm in cfg.arms:
         mine = [r for r in runs if r["arm"] == arm]
-        table["%s|in_training|0" % arm] = gate_row(
+        table["%s|in_training|0" % arm] = M.gate_row(
             [(dec, r["true_return"]) for r in mine for dec in training_decisions(r["dir"], r["order"]).values()], noise)
         for name, accept in BASE_RATES.items():
-            table["%s|%s|0" % (arm, name)] = gate_row(
+            table["%s|%s|0" % (arm, name)] = M.gate_row(
                 [(M.constant_gate(o, accept), r["true_return"]) for r in mine for o in r["order"].values()], noise)
         for ev in cfg.evaluators:
             for m in cfg.margins:
@@ -216,7 +211,7 @@ def analyse(cfg: OPEStudyConfig, runs: List[Dict[str, Any]], noise: float) -> Di
                     s = M.pooled_score(t, c)
                     rho.append(M.spearman(s, r["true_return"]))
                     scores, truths, groups = scores + list(s), truths + list(r["true_return"]), groups + [r["seed"]] * len(s)
-                row = gate_row(decided, noise)
+                row = M.gate_row(decided, noise)
                 row.update(pairs=pair_ordering(scores, truths, groups, noise), spearman=float(np.nanmean(rho)))
                 table["%s|%s|%g" % (arm, ev, m)] = row
     return table
@@ -229,16 +224,19 @@ def run_study(cfg: OPEStudyConfig, out: str, command: str, progress: bool = True
     from go1o4.experiments.common import resolve
     from go1o4.experiments.evidence import Evaluator
     from go1o4.experiments.evidence_report import repeat_spread
+    from go1o4.experiments.ope_study_mixed import analyse as analyse_mixed
+    from go1o4.experiments.ope_study_mixed import mixed_seed
     from go1o4.offline_finetune.cli import PRESETS, preset_path
     from go1o4.offline_finetune.dataset import load_dataset
 
     pretrained = resolve(cfg.pretrained)
     dataset = load_dataset(resolve(cfg.dataset) if cfg.dataset != "uni_o4_real" else cfg.dataset, progress=progress)
     preset = preset_path(cfg.offline_preset) if cfg.offline_preset in PRESETS else cfg.offline_preset
-    runs, timings = [], {"train": 0.0, "score": 0.0, "truth": 0.0}
+    runs, mixed, timings = [], [], {"train": 0.0, "score": 0.0, "truth": 0.0, "mixed": 0.0}
     ev = Evaluator(cfg, out, progress)
     try:
         for n, seed in enumerate(cfg.seeds):
+            scorer = None
             for arm in (a for a in cfg.arms if n < cfg.max_seeds.get(a, len(cfg.seeds))):
                 t0 = time.time()
                 run, summary = train_arm(cfg, out, arm, seed, dataset, pretrained, preset, progress)
@@ -258,6 +256,13 @@ def run_study(cfg: OPEStudyConfig, out: str, command: str, progress: bool = True
                              "accepted_in_training": summary.get("accepted_updates")})
                 say("%s seed %d: %d policies, start %.2f, best %.2f, worst %.2f" % (
                     arm, seed, len(paths), truth[0], max(truth), min(truth)))
+                scorer = scorer or run
+            if cfg.mixed_with and scorer is not None:
+                t0 = time.time()
+                mixed.append(mixed_seed(cfg, out, seed, scorer, [r for r in runs if r["seed"] == seed], ev,
+                                        lambda r, p, c: score_policies(r, p, cfg, c)))
+                timings["mixed"] += time.time() - t0
+                say("mixed seed %d: %d policies" % (seed, len(mixed[-1]["paths"])))
         reps = EvalConfig(speeds=cfg.truth.speeds, episodes=cfg.noise_episodes, episode_steps=cfg.truth.episode_steps,
                           warmup_steps=cfg.truth.warmup_steps)
         noise_ev = ev("noise/start_repeats", runs[0]["paths"][0], reps)
@@ -267,8 +272,10 @@ def run_study(cfg: OPEStudyConfig, out: str, command: str, progress: bool = True
     for r in runs:
         r["order"] = {int(k): v for k, v in r["order"].items()}
     table = analyse(cfg, runs, noise)
+    if mixed:
+        table.update(analyse_mixed(cfg.evaluators, cfg.margins, mixed, noise))
     result = {"command": command, "config": to_dict(cfg), "noise": noise, "noise_eval": noise_ev["speeds"],
-              "table": table, "runs": runs, "timings": timings, "png": "ope_study.png"}
+              "table": table, "runs": runs, "mixed": mixed, "timings": timings, "png": "ope_study.png"}
     rep.plot(result, os.path.join(out, result["png"]))
     atomic_write_json(os.path.join(out, "study.json"), result)
     rep.write_markdown(os.path.join(out, "OPE_STUDY.md"), result)

@@ -101,3 +101,14 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     if len(x) < 3:
         return float("nan")
     return float(spearmanr(x, y).correlation)
+
+
+def gate_row(decided: Sequence[Tuple[Sequence[Tuple[int, int, bool]], Sequence[float]]], noise: float) -> Dict[str, Any]:
+    """Decision stats over (decisions, true returns) of several members, and where each replayed gate ended."""
+    stats = [decision_stats(dec, J, noise) for dec, J in decided]
+    starts = [dec[0][0] if dec else 0 for dec, _ in decided]  # each sequence's own start (its first reference)
+    gains = np.asarray([J[final_policy(dec, s)] - J[s] for s, (dec, J) in zip(starts, decided)])
+    row = merge_stats(stats)
+    row.update(pairs={"accuracy": float("nan"), "pairs": 0}, spearman=float("nan"), end_gain_mean=float(gains.mean()),
+               end_gain_std=float(gains.std()), end_worse=int(np.sum(gains < -noise)), members=len(gains))
+    return row

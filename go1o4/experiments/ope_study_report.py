@@ -79,6 +79,14 @@ def write_markdown(path: str, result: Dict[str, Any]) -> None:
                cfg["truth"]["speeds"], cfg["truth"]["episode_steps"], cfg["noise_episodes"], result["noise"]),
            "", "## Decisions (every evaluator replayed as the gate of the same candidates)", ""]
     out += table_lines(result)
+    if result.get("mixed"):
+        from go1o4.experiments.ope_study_mixed import summary_lines
+        out += ["", "## Mixed candidate set (rows `mixed`, `mixed_vs_start`)", "",
+                "This study's candidates and those of %s, per seed scored by this study's first arm's critics, "
+                "model and held-out episodes; truth from this study's evaluation. `mixed`: each member's sequence "
+                "replayed through the gate; `mixed_vs_start`: each candidate against the start alone." % (
+                    ", ".join("`%s`" % d for d in cfg["mixed_with"])), ""]
+        out += summary_lines(result["mixed"], result["noise"])
     out += ["", "![OPE study](%s)" % result["png"], "", "## Runs", ""] + run_lines(result)
     out += ["", "Wall time of the last invocation (s; cached stages take none): %s" % json.dumps({k: round(v) for k, v in result["timings"].items()}), ""]
     with open(path, "w") as f:
