@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import yaml
 from go1o4.data.reader import load_episode
 from go1o4.online_finetune.rollouts import episode_keys
@@ -16,6 +17,8 @@ from runtime_helpers import export_random_policy
 from go1o4.cli import main
 from go1o4.experiments.report import LABELS
 from go1o4.policy_contract import load_contract
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = [
     "collect.steps=300", "collect.episode_steps=100",
@@ -135,3 +138,23 @@ def test_an_evaluation_is_reused_only_for_the_same_policy_file(tmp_path):
     assert not _eval_current(str(ev), str(policy))
     ev.write_text(json.dumps({"policy": str(policy)}))  # written before evaluations recorded the hash
     assert _eval_current(str(ev), str(policy))
+
+
+@pytest.mark.parametrize("name", ["quick", "medium", "full", "recipe", "recipe_v50k"])
+def test_every_shipped_pipeline_config_builds_valid_stage_configs(name):
+    """Each shipped pipeline config loads, and its offline / IQL overrides make valid offline configs as
+    ``Pipeline.offline`` builds them (a typo in a key fails here, not hours into a run)."""
+    from go1o4.offline_finetune.cli import preset_path
+    from go1o4.offline_finetune.config import OfflineConfig
+
+    from go1o4.config import load_config
+    from go1o4.experiments.config import PipelineConfig, sub_overrides
+
+    cfg = load_config(PipelineConfig, os.path.join(REPO, "online_finetune", "configs", name + ".yaml"), [])
+    preset = preset_path(cfg.offline_preset) if "/" not in cfg.offline_preset else cfg.offline_preset
+    uni = load_config(OfflineConfig, preset, ["algo=uni_o4", "init=pretrained", "pretrained=start.onnx"]
+                      + sub_overrides("", cfg.offline_overrides))
+    iql = load_config(OfflineConfig, preset, ["algo=iql", "init=data", "bc.steps=0"] + sub_overrides("", cfg.iql_overrides))
+    assert uni.value.steps > 0 and iql.value.steps > 0 and cfg.online.total_steps > 0
+    if name == "recipe_v50k":
+        assert uni.value.steps == iql.value.steps == 50000
