@@ -256,7 +256,7 @@ def run_study(cfg: OPEStudyConfig, out: str, command: str, progress: bool = True
                              "accepted_in_training": summary.get("accepted_updates")})
                 say("%s seed %d: %d policies, start %.2f, best %.2f, worst %.2f" % (
                     arm, seed, len(paths), truth[0], max(truth), min(truth)))
-                scorer = scorer or run
+                scorer = run if scorer is None else scorer  # the seed's first arm scores the mixed set
             if cfg.mixed_with and scorer is not None:
                 t0 = time.time()
                 mixed.append(mixed_seed(cfg, out, seed, scorer, [r for r in runs if r["seed"] == seed], ev,
