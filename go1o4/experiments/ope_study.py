@@ -192,7 +192,6 @@ def score_policies(run, paths: List[str], cfg: OPEStudyConfig,
 def analyse(cfg: OPEStudyConfig, runs: List[Dict[str, Any]], noise: float) -> Dict[str, Any]:
     """Per arm: the gate it trained with, the base rates, and each evaluator x margin replayed (decision
     stats, pair ordering within seeds, Spearman, where the replayed gate ends)."""
-    from go1o4.experiments.evidence_report import pair_ordering
 
     table: Dict[str, Dict[str, Any]] = {}
     for arm in cfg.arms:
@@ -204,16 +203,7 @@ def analyse(cfg: OPEStudyConfig, runs: List[Dict[str, Any]], noise: float) -> Di
                 [(M.constant_gate(o, accept), r["true_return"]) for r in mine for o in r["order"].values()], noise)
         for ev in cfg.evaluators:
             for m in cfg.margins:
-                decided, rho, scores, truths, groups = [], [], [], [], []
-                for r in mine:
-                    t, c = (np.asarray(x) for x in r["scores"][ev])
-                    decided += [(M.replay_gate(t, c, o, m, seed=r["seed"]), r["true_return"]) for o in r["order"].values()]
-                    s = M.pooled_score(t, c)
-                    rho.append(M.spearman(s, r["true_return"]))
-                    scores, truths, groups = scores + list(s), truths + list(r["true_return"]), groups + [r["seed"]] * len(s)
-                row = M.gate_row(decided, noise)
-                row.update(pairs=pair_ordering(scores, truths, groups, noise), spearman=float(np.nanmean(rho)))
-                table["%s|%s|%g" % (arm, ev, m)] = row
+                table["%s|%s|%g" % (arm, ev, m)] = M.evaluator_row(mine, lambda r: r["order"].values(), ev, m, noise)
     return table
 
 

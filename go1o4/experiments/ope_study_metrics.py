@@ -13,7 +13,7 @@ The decision is right when it agrees with the sign of J(j) - J(ref), J the simul
 true gap is within the ground truth's noise is counted apart. "Within 25 %" (paper Sec. 5.3: accuracy when a
 25 % estimation error is permitted) also counts a wrong decision right when |J(j) - J(ref)| <= 0.25 |J(ref)|.
 """
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -111,4 +111,25 @@ def gate_row(decided: Sequence[Tuple[Sequence[Tuple[int, int, bool]], Sequence[f
     row = merge_stats(stats)
     row.update(pairs={"accuracy": float("nan"), "pairs": 0}, spearman=float("nan"), end_gain_mean=float(gains.mean()),
                end_gain_std=float(gains.std()), end_worse=int(np.sum(gains < -noise)), members=len(gains))
+    return row
+
+
+def evaluator_row(runs: Sequence[Dict[str, Any]], orders: Callable[[Dict[str, Any]], Sequence[Sequence[int]]],
+                  evaluator: str, margin: float, noise: float) -> Dict[str, Any]:
+    """One evaluator x margin replayed as the gate of every candidate sequence ``orders(r)`` of each run record
+    ``r`` (``scores[evaluator]`` = (total, count), ``true_return``, ``seed``): :func:`gate_row`, pair ordering
+    within seeds and the mean per-run Spearman of the pooled score with the true return."""
+    from go1o4.experiments.evidence_report import pair_ordering
+
+    decided, rho, scores, truths, groups = [], [], [], [], []
+    for r in runs:
+        t, c = (np.asarray(x) for x in r["scores"][evaluator])
+        decided += [(replay_gate(t, c, o, margin, seed=r["seed"]), r["true_return"]) for o in orders(r)]
+        pooled = pooled_score(t, c)
+        rho.append(spearman(pooled, r["true_return"]))
+        scores += list(pooled)
+        truths += list(r["true_return"])
+        groups += [r["seed"]] * len(pooled)
+    row = gate_row(decided, noise)
+    row.update(pairs=pair_ordering(scores, truths, groups, noise), spearman=float(np.nanmean(rho)))
     return row

@@ -82,7 +82,6 @@ def mixed_seed(cfg, out: str, seed: int, run, own: List[Dict[str, Any]], ev, sco
 def analyse(evaluators, margins, seeds: List[Dict[str, Any]], noise: float) -> Dict[str, Any]:
     """Rows ``mixed|...`` (each member's sequence replayed) and ``mixed_vs_start|...`` (each candidate vs the
     start) for the base rates and every evaluator x margin (pure)."""
-    from go1o4.experiments.evidence_report import pair_ordering
 
     def sequences(s):
         return [o for src in s["sources"] for o in src["order"].values()]
@@ -97,16 +96,7 @@ def analyse(evaluators, margins, seeds: List[Dict[str, Any]], noise: float) -> D
                 [(M.constant_gate(o, accept), s["true_return"]) for s in seeds for o in orders(s)], noise)
         for e in evaluators:
             for m in margins:
-                decided, rho, sc, truths, groups = [], [], [], [], []
-                for s in seeds:
-                    t, c = (np.asarray(x) for x in s["scores"][e])
-                    decided += [(M.replay_gate(t, c, o, m, seed=s["seed"]), s["true_return"]) for o in orders(s)]
-                    p = M.pooled_score(t, c)
-                    rho.append(M.spearman(p, s["true_return"]))
-                    sc, truths, groups = sc + list(p), truths + list(s["true_return"]), groups + [s["seed"]] * len(p)
-                row = M.gate_row(decided, noise)
-                row.update(pairs=pair_ordering(sc, truths, groups, noise), spearman=float(np.nanmean(rho)))
-                table["%s|%s|%g" % (kind, e, m)] = row
+                table["%s|%s|%g" % (kind, e, m)] = M.evaluator_row(seeds, orders, e, m, noise)
     return table
 
 
